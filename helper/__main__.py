@@ -1,0 +1,5 @@
+"""``python -m tungui_helper``."""
+
+from .main import main
+
+raise SystemExit(main())

@@ -1,0 +1,489 @@
+"""The helper's core: create, change, remove and hold TUN/TAP devices and bridges.
+
+Plain asyncio code with no D-Bus in it; the service adapts calls to it.
+Every blocking kernel request runs on the netlink worker thread, one
+operation at a time, and an operation that fails part-way undoes what it
+did, so no call leaves a half-made device behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import tun
+from .contract import Action
+from .errors import Failed, HelperError, InvalidArgument, NotFound
+from .netlink import MANAGED_ALIAS, Event, EventSocket, LinkInfo, Links
+from .table import DeviceTable, Delta
+from .validate import BridgeSpec, Changes, DeviceSpec
+
+log = logging.getLogger(__name__)
+
+#: How long after a TUN/TAP device's last netlink event it is read back.
+RECHECK_DELAY = 0.2
+
+
+@dataclass
+class Holding:
+    """A transient device whose queues the helper holds for one client."""
+
+    handle: tun.TunHandle
+    client: str
+
+
+def random_bridge_port_mac() -> str:
+    """A random unicast MAC whose first byte is 0xFE, as libvirt gives TAPs on a bridge.
+
+    A bridge takes the lowest MAC of its ports as its own unless it was
+    given one; 0xFE keeps a TAP's address from ever being the lowest.
+    """
+    return ":".join(f"{b:02x}" for b in b"\xfe" + os.urandom(5))
+
+
+class DeviceManager:
+    """Every TUN/TAP device and bridge of the namespace, and the ones we hold.
+
+    Args:
+        on_change: called (in the event loop) with each batch of changes.
+    """
+
+    def __init__(self, on_change: Callable[[Delta], None]) -> None:
+        self.table = DeviceTable()
+        self.links = Links()
+        self._on_change = on_change
+        self._events: EventSocket | None = None
+        self._held: dict[int, Holding] = {}
+        self._lock = asyncio.Lock()
+        self._recheck: set[str] = set()
+        self._recheck_timer: asyncio.TimerHandle | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    # ----------------------------------------------------------- lifetime
+
+    async def start(self) -> None:
+        """Subscribe to netlink events, then read the current state."""
+        self._events = EventSocket()
+        asyncio.get_running_loop().add_reader(self._events.sock.fileno(), self.drain)
+        await self.resync()
+
+    async def resync(self) -> None:
+        """Read every link and address again (at start, or after lost events)."""
+        delta = self.table.reset(await self.links.run(self.links.dump))
+        self._forget_vanished()
+        if delta:
+            self._on_change(delta)
+
+    async def refresh(self, *names: str) -> None:
+        """Read links again after changing them.
+
+        The kernel announces changes to a link that is down (alias, owner,
+        persist, a program attaching) with no netlink event, so after its
+        own changes the helper reads the link back.
+        """
+        infos = await self.links.run(lambda: [self.links.lookup(name) for name in names])
+        self.drain()
+        delta = self.table.apply([("link", info) for info in infos if info is not None])
+        if delta:
+            self._on_change(delta)
+
+    def drain(self) -> None:
+        """Apply every pending netlink event to the table."""
+        if self._events is None:
+            return
+        events = self._events.read()
+        if events is None:
+            log.warning("netlink events were lost; reading the whole state again")
+            asyncio.get_running_loop().create_task(self.resync())
+            return
+        delta = self.table.apply(events)
+        self._forget_vanished()
+        self._schedule_recheck(events)
+        if delta:
+            self._on_change(delta)
+
+    def _schedule_recheck(self, events: list[Event]) -> None:
+        """Read TUN/TAP devices again shortly after the kernel reported them.
+
+        A TUN/TAP device that is down changes without a netlink event when a
+        program attaches or detaches (``ip tuntap add`` attaches, sets
+        persist and leaves) or sets owner, group or persist; reading it back
+        a moment after its last event catches those.
+        """
+        for kind, info in events:
+            if kind == "link" and isinstance(info, LinkInfo) and info.kind in ("tun", "tap"):
+                self._recheck.add(info.name)
+        if self._recheck and self._recheck_timer is None:
+            self._recheck_timer = asyncio.get_running_loop().call_later(
+                RECHECK_DELAY, self._run_recheck
+            )
+
+    def _run_recheck(self) -> None:
+        self._recheck_timer = None
+        names, self._recheck = sorted(self._recheck), set()
+        task = asyncio.get_running_loop().create_task(self.refresh(*names))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def close(self) -> None:
+        """Stop listening and drop every held device."""
+        if self._recheck_timer is not None:
+            self._recheck_timer.cancel()
+        if self._events is not None:
+            asyncio.get_running_loop().remove_reader(self._events.sock.fileno())
+            self._events.close()
+            self._events = None
+        for holding in self._held.values():
+            holding.handle.close()
+        self._held.clear()
+        self.links.close()
+
+    def _forget_vanished(self) -> None:
+        # A held device removed by someone else (ip link del): close its queues.
+        for index in [i for i in self._held if i not in self.table.links]:
+            self._held.pop(index).handle.close()
+
+    # ------------------------------------------------------------ reading
+
+    @property
+    def holds_anything(self) -> bool:
+        """Whether the helper holds a device for some client."""
+        return bool(self._held)
+
+    def is_managed(self, link: LinkInfo) -> bool:
+        """Whether tungui created this device."""
+        return link.alias == MANAGED_ALIAS or link.index in self._held
+
+    def describe(self, link: LinkInfo) -> dict[str, Any]:
+        """The device as ListDevices reports it (plain Python values)."""
+        info: dict[str, Any] = {
+            "name": link.name,
+            "index": link.index,
+            "kind": link.kind,
+            "managed": self.is_managed(link),
+            "operstate": link.operstate,
+            "up": link.up,
+            "mtu": link.mtu,
+            "addresses": self.table.addresses(link.index),
+            "master": self.table.name_of(link.master) if link.master else "",
+        }
+        if link.mac:
+            info["mac"] = link.mac
+        if link.kind in ("tun", "tap"):
+            info.update(
+                mode=link.kind,
+                persist=link.persist,
+                owner=link.owner,
+                group=link.group,
+                pi=link.pi,
+                vnet_hdr=link.vnet_hdr,
+                multi_queue=link.multi_queue,
+                queues_attached=link.queues,
+                disabled_queues=link.disabled_queues,
+                held=link.queues > 0,
+                transient=link.index in self._held,
+            )
+        return info
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every TUN, TAP and bridge device."""
+        return [self.describe(link) for link in self.table.listed()]
+
+    def find(self, name: str) -> LinkInfo:
+        """The link of that name, or NotFound."""
+        link = self.table.by_name(name)
+        if link is None:
+            raise NotFound(f"There is no device named {name}.")
+        return link
+
+    def _bridge(self, name: str) -> LinkInfo:
+        link = self.table.by_name(name)
+        if link is None:
+            raise NotFound(f"There is no bridge named {name}.")
+        if link.kind != "bridge":
+            raise InvalidArgument(f"{name} is not a bridge.")
+        return link
+
+    # ------------------------------------------------- what to authorize
+
+    def action_for_create(self, spec: DeviceSpec) -> Action:
+        """The polkit action CreateDevice needs for this spec."""
+        if spec.master is not None and not self.is_managed(self._bridge(spec.master)):
+            return Action.MANAGE_FOREIGN
+        return Action.MANAGE
+
+    def action_for(self, name: str, changes: Changes | None = None) -> Action:
+        """The polkit action needed to change or remove a device."""
+        link = self.find(name)
+        if not self.is_managed(link):
+            return Action.MANAGE_FOREIGN
+        if changes is not None and changes.master:
+            if not self.is_managed(self._bridge(changes.master)):
+                return Action.MANAGE_FOREIGN
+        return Action.MANAGE
+
+    # ----------------------------------------------------------- changing
+
+    async def create(self, spec: DeviceSpec, client: str) -> str:
+        """Create a TUN/TAP device; hold it for ``client`` unless it persists.
+
+        Returns:
+            The device's kernel name.
+        """
+        async with self._lock:
+            master = None if spec.master is None else self._bridge(spec.master)
+            handle = await self.links.run(lambda: self._create_sync(spec, master))
+            if spec.persist:
+                handle.close()
+            await self.refresh(handle.name)
+            link = self.table.by_name(handle.name)
+            if not spec.persist:
+                if link is None:
+                    handle.close()
+                    raise Failed(f"{handle.name} vanished while it was being created.")
+                self._held[link.index] = Holding(handle, client)
+            return handle.name
+
+    def _create_sync(self, spec: DeviceSpec, master: LinkInfo | None) -> tun.TunHandle:
+        flags = tun.iff_flags(
+            mode=spec.mode, pi=spec.pi, vnet_hdr=spec.vnet_hdr, multi_queue=spec.multi_queue
+        )
+        handle = tun.create(spec.name, flags, spec.queues)
+        try:
+            if spec.owner != -1:
+                handle.set_owner(spec.owner)
+            if spec.group != -1:
+                handle.set_group(spec.group)
+            if spec.persist:
+                handle.set_persist(True)
+            link = self.links.lookup(handle.name)
+            if link is None:
+                raise Failed(f"{handle.name} vanished while it was being created.")
+            what = f"Could not set up {handle.name}"
+            attrs: dict[str, Any] = {"ifalias": MANAGED_ALIAS}
+            # libvirt's order for a TAP on a bridge: a MAC the bridge will
+            # not take as its own, the bridge's MTU, enslave, then up.
+            mac = spec.mac
+            mtu = spec.mtu
+            if master is not None:
+                mac = mac or random_bridge_port_mac()
+                mtu = mtu or master.mtu
+            if mac is not None:
+                attrs["address"] = mac
+            if mtu is not None:
+                attrs["mtu"] = mtu
+            self.links.set(link.index, what, **attrs)
+            if master is not None:
+                self.links.set(link.index, f"Could not put {handle.name} into {master.name}",
+                               master=master.index)
+            for address in spec.addresses:
+                self.links.add_address(link.index, str(address),
+                                       f"Could not add {address} to {handle.name}")
+            if spec.up:
+                self.links.set(link.index, f"Could not bring {handle.name} up", state="up")
+        except BaseException:
+            self._discard_sync(handle, spec.persist)
+            raise
+        return handle
+
+    def _discard_sync(self, handle: tun.TunHandle, persist: bool) -> None:
+        """Undo a half-made device: clear persist, close its queues, make sure it is gone."""
+        if persist:
+            try:
+                handle.set_persist(False)
+            except HelperError:
+                log.exception("could not clear persist on %s", handle.name)
+        handle.close()
+        link = self.links.lookup(handle.name)
+        if link is not None and link.alias in ("", MANAGED_ALIAS) and link.queues == 0:
+            self.links.delete(link.index, f"Could not remove {handle.name}")
+
+    async def create_bridge(self, spec: BridgeSpec) -> str:
+        """Create a bridge (bridges have no fd: they persist until deleted)."""
+        async with self._lock:
+            name = self.table.free_name(spec.name)
+            await self.links.run(lambda: self._create_bridge_sync(spec, name))
+            await self.refresh(name)
+            return name
+
+    def _create_bridge_sync(self, spec: BridgeSpec, name: str) -> None:
+        index = self.links.add_bridge(name)
+        try:
+            what = f"Could not set up {name}"
+            attrs: dict[str, Any] = {}
+            if spec.mac is not None:
+                attrs["address"] = spec.mac
+            if spec.mtu is not None:
+                attrs["mtu"] = spec.mtu
+            if attrs:
+                self.links.set(index, what, **attrs)
+            for address in spec.addresses:
+                self.links.add_address(index, str(address), f"Could not add {address} to {name}")
+            if spec.up:
+                self.links.set(index, f"Could not bring {name} up", state="up")
+        except BaseException:
+            self.links.delete(index, f"Could not remove {name}")
+            raise
+
+    async def delete(self, name: str) -> None:
+        """Remove a device or bridge."""
+        async with self._lock:
+            link = self.find(name)
+            holding = self._held.pop(link.index, None)
+            try:
+                await self.links.run(
+                    lambda: self.links.delete(link.index, f"Could not remove {name}")
+                )
+            finally:
+                if holding is not None:
+                    holding.handle.close()
+            self.drain()
+
+    def release(self, client: str) -> list[str]:
+        """Close every device held for a client that left the bus.
+
+        Returns:
+            The names of the devices released.
+        """
+        gone = [index for index, holding in self._held.items() if holding.client == client]
+        names = []
+        for index in gone:
+            holding = self._held.pop(index)
+            names.append(holding.handle.name)
+            holding.handle.close()
+        return names
+
+    async def configure(self, name: str, changes: Changes, client: str) -> None:
+        """Apply a change set to a device, all of it or none of it."""
+        async with self._lock:
+            link = self.find(name)
+            self._check_changes(link, changes)
+            master = self._bridge(changes.master) if changes.master else None
+            current = self.table.addresses(link.index)
+            holding = self._held.get(link.index)
+            new_holding = await self.links.run(
+                lambda: self._configure_sync(link, changes, master, current, holding)
+            )
+            if changes.persist is True and holding is not None:
+                # A persistent device no longer depends on its client.
+                self._held.pop(link.index)
+                holding.handle.close()
+            if new_holding is not None:
+                self._held[link.index] = Holding(new_holding, client)
+            await self.refresh(link.name)
+
+    def _check_changes(self, link: LinkInfo, changes: Changes) -> None:
+        tuntap = link.kind in ("tun", "tap")
+        for key in ("owner", "group", "persist"):
+            if key in changes.given and not tuntap:
+                raise InvalidArgument(f"'{key}' applies to TUN/TAP devices; {link.name} is not one.")
+        if changes.mac is not None and link.kind == "tun":
+            raise InvalidArgument("A TUN device has no MAC address.")
+        if changes.master and link.kind == "tun":
+            raise InvalidArgument("A TUN device cannot join a bridge; use a TAP device.")
+        if changes.master == link.name:
+            raise InvalidArgument(f"{link.name} cannot be its own bridge.")
+        if changes.owner == -1 and link.owner != -1:
+            raise InvalidArgument("The kernel cannot clear a device's owner once it is set.")
+        if changes.group == -1 and link.group != -1:
+            raise InvalidArgument("The kernel cannot clear a device's group once it is set.")
+
+    def _configure_sync(
+        self,
+        link: LinkInfo,
+        changes: Changes,
+        master: LinkInfo | None,
+        current: list[str],
+        holding: Holding | None,
+    ) -> tun.TunHandle | None:
+        """Apply changes in order, undoing the applied ones if a later one fails.
+
+        Returns:
+            A handle the helper now holds for the caller (persist turned off).
+        """
+        undo: list[Callable[[], None]] = []
+        what = f"Could not change {link.name}"
+        index = link.index
+        attached: tun.TunHandle | None = None
+        keep = False
+        try:
+            if {"owner", "group", "persist"} & changes.given:
+                if holding is None:
+                    flags = tun.iff_flags(
+                        mode=link.kind,
+                        pi=link.pi,
+                        vnet_hdr=link.vnet_hdr,
+                        multi_queue=link.multi_queue,
+                    )
+                    attached = tun.attach(link.name, flags)
+                keep = self._configure_tun_sync(
+                    link, changes, holding.handle if holding else attached, undo
+                )
+            if changes.mtu is not None and changes.mtu != link.mtu:
+                self.links.set(index, what, mtu=changes.mtu)
+                undo.append(lambda: self.links.set(index, what, mtu=link.mtu))
+            if changes.mac is not None and changes.mac != link.mac:
+                self.links.set(index, what, address=changes.mac)
+                undo.append(lambda: self.links.set(index, what, address=link.mac))
+            if "master" in changes.given:
+                target = 0 if master is None else master.index
+                if target != link.master:
+                    self.links.set(index, what, master=target)
+                    undo.append(lambda: self.links.set(index, what, master=link.master))
+            if changes.addresses is not None:
+                wanted = [str(a) for a in changes.addresses]
+                for address in [a for a in current if a not in wanted]:
+                    self.links.remove_address(index, address, what)
+                    undo.append(lambda a=address: self.links.add_address(index, a, what))  # type: ignore[misc]
+                for address in [a for a in wanted if a not in current]:
+                    self.links.add_address(index, address, f"Could not add {address} to {link.name}")
+                    undo.append(lambda a=address: self.links.remove_address(index, a, what))  # type: ignore[misc]
+            if changes.up is not None and changes.up != link.up:
+                self.links.set(index, what, state="up" if changes.up else "down")
+                undo.append(
+                    lambda: self.links.set(index, what, state="up" if link.up else "down")
+                )
+        except BaseException:
+            for step in reversed(undo):
+                try:
+                    step()
+                except HelperError:
+                    log.exception("could not undo a change to %s", link.name)
+            keep = False
+            raise
+        finally:
+            if attached is not None and not keep:
+                attached.close()
+        return attached if keep else None
+
+    def _configure_tun_sync(
+        self,
+        link: LinkInfo,
+        changes: Changes,
+        handle: tun.TunHandle | None,
+        undo: list[Callable[[], None]],
+    ) -> bool:
+        """Change owner, group and persist through a queue of the device.
+
+        Returns:
+            Whether the helper must keep the queue: turning persist off makes
+            the device transient, held for the caller.
+        """
+        assert handle is not None
+        if changes.owner is not None and changes.owner != link.owner:
+            handle.set_owner(changes.owner)
+            if link.owner != -1:
+                undo.append(lambda: handle.set_owner(link.owner))
+        if changes.group is not None and changes.group != link.group:
+            handle.set_group(changes.group)
+            if link.group != -1:
+                undo.append(lambda: handle.set_group(link.group))
+        if changes.persist is not None and changes.persist != link.persist:
+            handle.set_persist(changes.persist)
+            undo.append(lambda: handle.set_persist(link.persist))
+            return not changes.persist
+        return False

@@ -1,0 +1,308 @@
+"""Routes D-Bus calls to declared handlers: validate, authorize, act, report.
+
+The interface is the introspection XML shipped with the package; this
+module serves exactly it.  Each exported method is declared with
+:func:`method`, which names its polkit action (or says, explicitly, that it
+is public); :class:`Dispatcher` refuses to start if the XML has a method with
+no declaration or a declaration the XML does not have.
+
+dbus-fast's ``@method`` handlers cannot see who called them, and polkit
+needs that, so calls are taken by a message handler, which sees
+``msg.sender`` and ``msg.flags``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from dbus_fast import Message, MessageFlag, MessageType, Variant
+from dbus_fast.aio import MessageBus
+from dbus_fast.introspection import Node
+
+from .contract import INTERFACE, OBJECT_PATH, Action, ErrorName, interface_xml
+from .errors import HelperError, InvalidArgument, NotAuthorized
+from .polkit import Authority, Decision
+
+log = logging.getLogger(__name__)
+
+INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
+PROPERTIES = "org.freedesktop.DBus.Properties"
+PEER = "org.freedesktop.DBus.Peer"
+DBUS_INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
+DBUS_UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
+DBUS_UNKNOWN_PROPERTY = "org.freedesktop.DBus.Error.UnknownProperty"
+DBUS_PROPERTY_READ_ONLY = "org.freedesktop.DBus.Error.PropertyReadOnly"
+
+
+class _Public:
+    """Marks a method anyone may call; a deliberate, visible choice."""
+
+    def __repr__(self) -> str:
+        return "PUBLIC"
+
+
+PUBLIC: Final = _Public()
+
+#: How a method declares its authorization: a fixed action, PUBLIC, or a
+#: function of the service and the checked arguments that picks the action
+#: (a device tungui did not create needs the stronger one).
+ActionRule = Action | _Public | Callable[..., Action]
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What :func:`method` records on a handler."""
+
+    member: str
+    action: ActionRule
+    parsers: tuple[Callable[[Any], Any], ...]
+
+
+def method(
+    member: str, *, action: ActionRule, parse: tuple[Callable[[Any], Any], ...] = ()
+) -> Callable[[F], F]:
+    """Declare a handler for the D-Bus method ``member``.
+
+    Args:
+        member: the method's name in the interface XML.
+        action: the polkit action it needs, PUBLIC, or a rule choosing one.
+        parse: one checker per in-argument, run before authorization; each
+            takes the unwrapped argument and returns the checked value.
+
+    The handler is called as ``handler(sender, *checked_args)`` and returns
+    the reply body as a list.
+    """
+
+    def decorate(func: F) -> F:
+        func._tungui_declaration = Declaration(member, action, parse)  # type: ignore[attr-defined]
+        return func
+
+    return decorate
+
+
+def unwrap(value: Any) -> Any:
+    """Turn an a{sv} of variants into key -> (signature, value) for the validators."""
+    if isinstance(value, dict) and all(isinstance(v, Variant) for v in value.values()):
+        return {key: (v.signature, v.value) for key, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class _Bound:
+    declaration: Declaration
+    handler: Callable[..., Awaitable[list[Any]]]
+    in_signature: str
+    out_signature: str
+
+
+class Dispatcher:
+    """Routes method calls on the helper's object to declared handlers.
+
+    Args:
+        bus: the connection the helper serves on.
+        service: the object whose :func:`method` handlers implement the XML.
+        authority: polkit.
+        properties: getters of the interface's read-only properties.
+    """
+
+    def __init__(
+        self,
+        bus: MessageBus,
+        service: object,
+        authority: Authority,
+        properties: dict[str, Callable[[], Variant]],
+    ) -> None:
+        self._bus = bus
+        self._service = service
+        self._authority = authority
+        self._properties = properties
+        self._methods = self._bind(service)
+        self.inflight = 0
+        self.activity = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @staticmethod
+    def _bind(service: object) -> dict[str, _Bound]:
+        interface = next(i for i in Node.parse(interface_xml()).interfaces if i.name == INTERFACE)
+        declared: dict[str, tuple[Declaration, Callable[..., Awaitable[list[Any]]]]] = {}
+        for _name, func in inspect.getmembers(service, inspect.ismethod):
+            declaration = getattr(func, "_tungui_declaration", None)
+            if declaration is not None:
+                declared[declaration.member] = (declaration, func)
+        bound: dict[str, _Bound] = {}
+        for spec in interface.methods:
+            if spec.name not in declared:
+                raise TypeError(f"{spec.name} is in the interface XML but has no handler")
+            declaration, func = declared.pop(spec.name)
+            if not isinstance(declaration.action, Action | _Public) and not callable(
+                declaration.action
+            ):
+                raise TypeError(f"{spec.name} declares no polkit action")
+            if len(declaration.parsers) != len(spec.in_args):
+                raise TypeError(f"{spec.name} needs one checker per in-argument")
+            bound[spec.name] = _Bound(
+                declaration,
+                func,
+                "".join(a.signature for a in spec.in_args),
+                "".join(a.signature for a in spec.out_args),
+            )
+        if declared:
+            raise TypeError(f"handlers for methods not in the interface XML: {sorted(declared)}")
+        return bound
+
+    # ------------------------------------------------------------------
+
+    def handle(self, msg: Message) -> bool:
+        """Message handler: take calls to the helper's object, leave the rest."""
+        if msg.message_type != MessageType.METHOD_CALL:
+            return False
+        if msg.path != OBJECT_PATH:
+            if msg.interface == INTROSPECTABLE and OBJECT_PATH.startswith(
+                msg.path.rstrip("/") + "/"
+            ):
+                self._reply_introspect_parent(msg)
+                return True
+            return False
+        if msg.interface == INTROSPECTABLE and msg.member == "Introspect":
+            self._bus.send(Message.new_method_return(msg, "s", [self.introspection()]))
+            return True
+        if msg.interface == PROPERTIES:
+            self._bus.send(self._properties_reply(msg))
+            return True
+        if msg.interface not in (INTERFACE, None):
+            return False
+        bound = self._methods.get(msg.member)
+        if bound is None:
+            self._bus.send(
+                Message.new_error(msg, DBUS_UNKNOWN_METHOD, f"No method {msg.member} here.")
+            )
+            return True
+        self.inflight += 1
+        self.activity.set()
+        task = asyncio.get_running_loop().create_task(self._call(bound, msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _call(self, bound: _Bound, msg: Message) -> None:
+        try:
+            reply = await self._run(bound, msg)
+        except HelperError as exc:
+            reply = Message.new_error(msg, exc.error_name.value, exc.message)
+        except Exception:
+            # The operator gets the traceback in the journal; the caller a
+            # sentence. No traceback ever crosses the bus.
+            log.exception("%s failed", msg.member)
+            reply = Message.new_error(
+                msg,
+                ErrorName.FAILED.value,
+                f"{msg.member} failed inside the helper; its log has the details.",
+            )
+        finally:
+            self.inflight -= 1
+            self.activity.set()
+        if not int(msg.flags) & int(MessageFlag.NO_REPLY_EXPECTED):
+            self._bus.send(reply)
+
+    async def _run(self, bound: _Bound, msg: Message) -> Message:
+        if msg.signature != bound.in_signature:
+            raise InvalidArgument(
+                f"{msg.member} takes arguments of type ({bound.in_signature}), "
+                f"not ({msg.signature})."
+            )
+        declaration = bound.declaration
+        args = [check(unwrap(arg)) for check, arg in zip(declaration.parsers, msg.body, strict=True)]
+        rule = declaration.action
+        if not isinstance(rule, _Public):
+            action = rule if isinstance(rule, Action) else rule(self._service, *args)
+            interactive = bool(int(msg.flags) & int(MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION))
+            assert msg.sender is not None
+            decision = await self._authority.check(msg.sender, action, interactive=interactive)
+            if decision is not Decision.YES:
+                hint = "" if interactive or decision is Decision.NO else (
+                    " Authentication is required; call again allowing interactive "
+                    "authorization."
+                )
+                raise NotAuthorized(f"You are not allowed to {_ACTION_TEXT[action]}.{hint}")
+        body = await bound.handler(msg.sender, *args)
+        return Message.new_method_return(msg, bound.out_signature, body)
+
+    # ------------------------------------------------------------------
+
+    def introspection(self) -> str:
+        """The object's introspection: the contract plus the standard interfaces."""
+        root = ET.fromstring(interface_xml())
+        for name, xml in _STANDARD_INTERFACES.items():
+            if root.find(f"interface[@name='{name}']") is None:
+                root.append(ET.fromstring(xml))
+        return _DOCTYPE + ET.tostring(root, encoding="unicode")
+
+    def _reply_introspect_parent(self, msg: Message) -> None:
+        prefix = msg.path.rstrip("/") + "/"
+        child = OBJECT_PATH[len(prefix) :].split("/", 1)[0]
+        xml = f'{_DOCTYPE}<node><node name="{child}"/></node>'
+        self._bus.send(Message.new_method_return(msg, "s", [xml]))
+
+    def _properties_reply(self, msg: Message) -> Message:
+        if msg.member == "GetAll" and msg.signature == "s":
+            values = {n: g() for n, g in self._properties.items()} if msg.body[0] == INTERFACE else {}
+            return Message.new_method_return(msg, "a{sv}", [values])
+        if msg.member == "Get" and msg.signature == "ss":
+            getter = self._properties.get(msg.body[1]) if msg.body[0] == INTERFACE else None
+            if getter is None:
+                return Message.new_error(msg, DBUS_UNKNOWN_PROPERTY, f"No property {msg.body[1]}.")
+            return Message.new_method_return(msg, "v", [getter()])
+        if msg.member == "Set":
+            return Message.new_error(msg, DBUS_PROPERTY_READ_ONLY, "The properties are read-only.")
+        return Message.new_error(msg, DBUS_INVALID_ARGS, f"No method {msg.member} with those arguments.")
+
+
+_ACTION_TEXT = {
+    Action.MANAGE: "manage TUN/TAP devices and bridges",
+    Action.MANAGE_FOREIGN: "change network devices that tungui did not create",
+    Action.CAPTURE: "capture packets",
+}
+
+_DOCTYPE = (
+    '<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"\n'
+    ' "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">\n'
+)
+
+_STANDARD_INTERFACES = {
+    INTROSPECTABLE: f"""<interface name="{INTROSPECTABLE}">
+  <method name="Introspect"><arg name="xml_data" type="s" direction="out"/></method>
+</interface>""",
+    PEER: f"""<interface name="{PEER}">
+  <method name="Ping"/>
+  <method name="GetMachineId"><arg name="machine_uuid" type="s" direction="out"/></method>
+</interface>""",
+    PROPERTIES: f"""<interface name="{PROPERTIES}">
+  <method name="Get">
+    <arg name="interface_name" type="s" direction="in"/>
+    <arg name="property_name" type="s" direction="in"/>
+    <arg name="value" type="v" direction="out"/>
+  </method>
+  <method name="GetAll">
+    <arg name="interface_name" type="s" direction="in"/>
+    <arg name="properties" type="a{{sv}}" direction="out"/>
+  </method>
+  <method name="Set">
+    <arg name="interface_name" type="s" direction="in"/>
+    <arg name="property_name" type="s" direction="in"/>
+    <arg name="value" type="v" direction="in"/>
+  </method>
+  <signal name="PropertiesChanged">
+    <arg name="interface_name" type="s"/>
+    <arg name="changed_properties" type="a{{sv}}"/>
+    <arg name="invalidated_properties" type="as"/>
+  </signal>
+</interface>""",
+}

@@ -1,0 +1,49 @@
+"""Named errors the helper reports.
+
+Each maps to one ``io.github.tungui.Error.*`` D-Bus error.  The message is a
+sentence for a person; it never carries a traceback.
+"""
+
+from __future__ import annotations
+
+from .contract import ErrorName
+
+
+class HelperError(Exception):
+    """Base of every error the helper reports to a caller."""
+
+    error_name: ErrorName = ErrorName.FAILED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(HelperError):
+    """An argument is malformed or asks for something impossible."""
+
+    error_name = ErrorName.INVALID_ARGUMENT
+
+
+class NotFound(HelperError):
+    """No device of that name exists."""
+
+    error_name = ErrorName.NOT_FOUND
+
+
+class Exists(HelperError):
+    """A device of that name already exists."""
+
+    error_name = ErrorName.EXISTS
+
+
+class NotAuthorized(HelperError):
+    """polkit did not authorize the caller."""
+
+    error_name = ErrorName.NOT_AUTHORIZED
+
+
+class Failed(HelperError):
+    """The kernel refused an operation that was valid on its face."""
+
+    error_name = ErrorName.FAILED

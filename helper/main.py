@@ -1,0 +1,104 @@
+"""``tungui-helper``: serve io.github.tungui.Helper1 on the system bus.
+
+Started by D-Bus activation (through systemd where present); exits after an
+idle period when it holds no device for any client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from dbus_fast import BusType, NameFlag, RequestNameReply
+from dbus_fast.aio import MessageBus
+
+from . import __version__
+from .contract import BUS_NAME
+from .service import HelperService
+
+log = logging.getLogger("tungui_helper")
+
+DEFAULT_IDLE_TIMEOUT = 30.0
+
+
+async def _idle(service: HelperService, timeout: float) -> None:
+    """Return once nothing has happened for ``timeout`` seconds and nothing is held."""
+    activity = service.dispatcher.activity
+    while True:
+        activity.clear()
+        try:
+            await asyncio.wait_for(activity.wait(), timeout)
+        except TimeoutError:
+            if service.dispatcher.inflight == 0 and not service.devices.holds_anything:
+                return
+
+
+async def serve(idle_timeout: float) -> int:
+    """Run the helper until it is idle, signalled or cut off from the bus.
+
+    Returns:
+        The process exit status.
+    """
+    bus = await MessageBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True).connect()
+    service = HelperService(bus)
+    try:
+        await service.start()
+        reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
+        if reply != RequestNameReply.PRIMARY_OWNER:
+            log.error("%s is already owned by another process (%s)", BUS_NAME, reply)
+            return 1
+        log.info("tungui-helper %s serving %s", __version__, BUS_NAME)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        waiters = [
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(bus.wait_for_disconnect()),
+        ]
+        if idle_timeout > 0:
+            waiters.append(asyncio.ensure_future(_idle(service, idle_timeout)))
+        done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in pending:
+            waiter.cancel()
+        if waiters[1] in done:
+            log.error("lost the connection to the system bus")
+            return 1
+        log.info("exiting (%s)", "signal" if waiters[0] in done else "idle")
+        with contextlib.suppress(Exception):
+            await bus.release_name(BUS_NAME)
+        return 0
+    finally:
+        service.close()
+        bus.disconnect()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``tungui-helper``."""
+    parser = argparse.ArgumentParser(
+        prog="tungui-helper",
+        description="Privileged helper of tungui: TUN/TAP devices and bridges over D-Bus.",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help="exit after this long with nothing to do and nothing held; 0 never "
+        f"(default {DEFAULT_IDLE_TIMEOUT:g})",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(name)s: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # pyroute2 logs every netlink message at debug level.
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
+    return asyncio.run(serve(args.idle_timeout))

@@ -1,0 +1,333 @@
+"""Links and addresses over rtnetlink, through pyroute2.
+
+Two halves:
+
+* :class:`Links` performs requests (dump, set, add, delete).  pyroute2's
+  synchronous ``IPRoute`` cannot run inside a running asyncio loop from 0.9
+  on, so every request runs on one worker thread that owns the socket; the
+  single thread also serialises changes.
+* :func:`parse` turns rtnetlink messages, from a dump or from the multicast
+  event socket, into :class:`LinkInfo` / :class:`AddrInfo` records.  It reads
+  attributes with ``get_attr('IFLA_…')``, which works on pyroute2 0.7 and 0.9.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import ipaddress
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import (
+    RTMGRP_IPV4_IFADDR,
+    RTMGRP_IPV6_IFADDR,
+    RTMGRP_LINK,
+)
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+from .errors import Exists, Failed, HelperError, InvalidArgument, NotFound
+
+RTM_NEWLINK = 16
+RTM_DELLINK = 17
+RTM_NEWADDR = 20
+RTM_DELADDR = 21
+AF_BRIDGE = 7
+IFF_UP = 0x1
+IFLA_TUN_TYPE_TUN = 1
+
+#: The alias tungui gives every device it creates, so a restarted helper
+#: still knows which persistent devices are its own.
+MANAGED_ALIAS = "tungui"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    """One link as the kernel reported it."""
+
+    index: int
+    name: str
+    kind: str  # "tun", "tap", "bridge" or another rtnl kind ("" for none)
+    mtu: int
+    mac: str
+    up: bool
+    operstate: str
+    master: int
+    alias: str
+    carrier: bool = False
+    # TUN/TAP only (from IFLA_INFO_DATA):
+    pi: bool = False
+    vnet_hdr: bool = False
+    multi_queue: bool = False
+    persist: bool = False
+    owner: int = -1
+    group: int = -1
+    queues: int = 0
+    disabled_queues: int = 0
+
+
+@dataclass(frozen=True)
+class AddrInfo:
+    """One address of a link."""
+
+    index: int
+    address: str  # "192.0.2.1/24"
+    link_local: bool
+
+
+def _link(msg: Any) -> LinkInfo:
+    kind = ""
+    tun: dict[str, int] = {}
+    linkinfo = msg.get_attr("IFLA_LINKINFO")
+    if linkinfo is not None:
+        kind = linkinfo.get_attr("IFLA_INFO_KIND") or ""
+        data = linkinfo.get_attr("IFLA_INFO_DATA")
+        if kind == "tun" and data is not None and hasattr(data, "get_attr"):
+            for key in (
+                "TYPE",
+                "PI",
+                "VNET_HDR",
+                "PERSIST",
+                "MULTI_QUEUE",
+                "NUM_QUEUES",
+                "NUM_DISABLED_QUEUES",
+                "OWNER",
+                "GROUP",
+            ):
+                value = data.get_attr(f"IFLA_TUN_{key}")
+                if value is not None:
+                    tun[key] = int(value)
+            kind = "tun" if tun.get("TYPE", IFLA_TUN_TYPE_TUN) == IFLA_TUN_TYPE_TUN else "tap"
+    carrier = bool(msg.get_attr("IFLA_CARRIER"))
+    queues = tun.get("NUM_QUEUES")
+    if queues is None:
+        # The kernel reports queue counts for multi-queue devices only; a
+        # single-queue TUN/TAP has carrier exactly while a program holds it.
+        queues = int(carrier) if kind in ("tun", "tap") else 0
+    return LinkInfo(
+        index=int(msg["index"]),
+        name=msg.get_attr("IFLA_IFNAME") or "",
+        kind=kind,
+        mtu=int(msg.get_attr("IFLA_MTU") or 0),
+        mac=(msg.get_attr("IFLA_ADDRESS") or "") if kind != "tun" else "",
+        up=bool(msg["flags"] & IFF_UP),
+        operstate=(msg.get_attr("IFLA_OPERSTATE") or "UNKNOWN").lower(),
+        master=int(msg.get_attr("IFLA_MASTER") or 0),
+        alias=msg.get_attr("IFLA_IFALIAS") or "",
+        carrier=carrier,
+        pi=bool(tun.get("PI", 0)),
+        vnet_hdr=bool(tun.get("VNET_HDR", 0)),
+        multi_queue=bool(tun.get("MULTI_QUEUE", 0)),
+        persist=bool(tun.get("PERSIST", 0)),
+        owner=tun.get("OWNER", -1),
+        group=tun.get("GROUP", -1),
+        queues=queues,
+        disabled_queues=tun.get("NUM_DISABLED_QUEUES", 0),
+    )
+
+
+def _addr(msg: Any) -> AddrInfo | None:
+    # IFA_LOCAL is the address of the interface on point-to-point links;
+    # IFA_ADDRESS the peer there and the address everywhere else.
+    text = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+    if not text:
+        return None
+    address = ipaddress.ip_interface(f"{text}/{msg['prefixlen']}")
+    link_local = address.version == 6 and address.ip.is_link_local
+    return AddrInfo(int(msg["index"]), str(address), link_local)
+
+
+Event = tuple[str, LinkInfo | AddrInfo | int]
+
+
+def parse(messages: Iterable[Any]) -> list[Event]:
+    """Turn rtnetlink messages into events.
+
+    Returns:
+        ("link", LinkInfo), ("dellink", index), ("addr", AddrInfo) or
+        ("deladdr", AddrInfo), in order; anything else is skipped.
+    """
+    events: list[Event] = []
+    for msg in messages:
+        kind = msg["header"]["type"]
+        if kind in (RTM_NEWLINK, RTM_DELLINK):
+            # Bridge port notifications share the group with family
+            # AF_BRIDGE; a port leaving its bridge is not a link going away.
+            if msg["family"] == AF_BRIDGE:
+                continue
+            if kind == RTM_NEWLINK:
+                events.append(("link", _link(msg)))
+            else:
+                events.append(("dellink", int(msg["index"])))
+        elif kind in (RTM_NEWADDR, RTM_DELADDR):
+            info = _addr(msg)
+            if info is not None:
+                events.append(("addr" if kind == RTM_NEWADDR else "deladdr", info))
+    return events
+
+
+class EventSocket:
+    """The multicast rtnetlink socket that tells of every link and address change."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+        self.sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
+        self.sock.setblocking(False)
+        self._marshal = MarshalRtnl()
+
+    def read(self) -> list[Event] | None:
+        """Read what is pending.
+
+        Returns:
+            The events, or None when the kernel dropped some (ENOBUFS) and
+            the caller must dump everything again.
+        """
+        events: list[Event] = []
+        while True:
+            try:
+                data = self.sock.recv(1024 * 1024)
+            except BlockingIOError:
+                return events
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    return None
+                raise
+            events.extend(parse(self._marshal.parse(data)))
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.sock.close()
+
+
+def netlink_error(exc: NetlinkError, what: str) -> HelperError:
+    """Translate a kernel refusal into a named error."""
+    message = f"{what}: {os.strerror(exc.code)}."
+    if exc.code == errno.EEXIST:
+        return Exists(message)
+    if exc.code == errno.ENODEV:
+        return NotFound(message)
+    if exc.code in (errno.EINVAL, errno.ERANGE, errno.EADDRNOTAVAIL):
+        return InvalidArgument(message)
+    return Failed(message)
+
+
+class Links:
+    """rtnetlink requests, run on one worker thread that owns the socket."""
+
+    def __init__(self) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="netlink"
+        )
+        self._local = threading.local()
+
+    async def run(self, func: Callable[[], T]) -> T:
+        """Run ``func`` (which may call the methods below) on the worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func)
+
+    def close(self) -> None:
+        """Stop the worker thread."""
+        self._executor.shutdown(wait=True)
+
+    # The methods below run on the worker thread only.
+
+    @property
+    def ipr(self) -> Any:
+        """The thread's IPRoute socket."""
+        ipr = getattr(self._local, "ipr", None)
+        if ipr is None:
+            ipr = self._local.ipr = IPRoute()
+        return ipr
+
+    def dump(self) -> list[Event]:
+        """Every link and address of the namespace, as events."""
+        return parse(self.ipr.get_links()) + parse(self.ipr.get_addr())
+
+    def set(self, index: int, what: str, **attrs: Any) -> None:
+        """Change link attributes (mtu, address, state, master, ifalias)."""
+        try:
+            self.ipr.link("set", index=index, **attrs)
+        except NetlinkError as exc:
+            raise netlink_error(exc, what) from None
+
+    def add_address(self, index: int, address: str, what: str) -> None:
+        """Add one address in CIDR notation."""
+        iface = ipaddress.ip_interface(address)
+        try:
+            self.ipr.addr(
+                "add",
+                index=index,
+                address=str(iface.ip),
+                prefixlen=iface.network.prefixlen,
+                family=socket.AF_INET if iface.version == 4 else socket.AF_INET6,
+            )
+        except NetlinkError as exc:
+            if exc.code == errno.EEXIST:
+                return
+            raise netlink_error(exc, what) from None
+
+    def remove_address(self, index: int, address: str, what: str) -> None:
+        """Remove one address in CIDR notation."""
+        iface = ipaddress.ip_interface(address)
+        try:
+            self.ipr.addr(
+                "del",
+                index=index,
+                address=str(iface.ip),
+                prefixlen=iface.network.prefixlen,
+                family=socket.AF_INET if iface.version == 4 else socket.AF_INET6,
+            )
+        except NetlinkError as exc:
+            if exc.code == errno.EADDRNOTAVAIL:
+                return
+            raise netlink_error(exc, what) from None
+
+    def delete(self, index: int, what: str) -> None:
+        """Remove a link."""
+        try:
+            self.ipr.link("del", index=index)
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                return
+            raise netlink_error(exc, what) from None
+
+    def add_bridge(self, name: str) -> int:
+        """Create a bridge; return its index."""
+        try:
+            self.ipr.link("add", ifname=name, kind="bridge")
+        except NetlinkError as exc:
+            raise netlink_error(exc, f"Could not create the bridge {name}") from None
+        indexes = self.ipr.link_lookup(ifname=name)
+        if not indexes:
+            raise Failed(f"The bridge {name} vanished right after it was created.")
+        index = int(indexes[0])
+        # RTM_NEWLINK ignores IFLA_IFALIAS when it creates a link.
+        try:
+            self.set(index, f"Could not set up {name}", ifalias=MANAGED_ALIAS)
+        except HelperError:
+            self.delete(index, f"Could not remove {name}")
+            raise
+        return index
+
+    def lookup(self, name: str) -> LinkInfo | None:
+        """Read one link now, bypassing the table."""
+        try:
+            indexes = self.ipr.link_lookup(ifname=name)
+            if not indexes:
+                return None
+            events = parse(self.ipr.get_links(indexes[0]))
+        except NetlinkError:
+            return None
+        for kind, info in events:
+            if kind == "link" and isinstance(info, LinkInfo):
+                return info
+        return None

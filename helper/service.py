@@ -1,0 +1,172 @@
+"""The helper's D-Bus methods and signals, adapting calls to the DeviceManager."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from dbus_fast import Message, MessageType, Variant
+from dbus_fast.aio import MessageBus
+
+from . import __version__, validate
+from .contract import DEVICE_SIGNATURES, INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED, Action
+from .devices import DeviceManager
+from .dispatch import PUBLIC, Dispatcher, method
+from .polkit import Authority
+from .table import Delta
+
+log = logging.getLogger(__name__)
+
+#: Changes are gathered for this long and sent as one DevicesChanged, so a
+#: burst of netlink events never floods the shared system bus (a full socket
+#: buffer makes dbus-fast drop the connection).
+SIGNAL_INTERVAL = 0.05
+
+_NAME_OWNER_GONE = (
+    "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+    "member='NameOwnerChanged',arg2=''"
+)
+
+
+def to_variants(device: dict[str, Any]) -> dict[str, Variant]:
+    """A device dict as D-Bus variants."""
+    return {key: Variant(DEVICE_SIGNATURES[key], value) for key, value in device.items()}
+
+
+def _name(value: Any) -> str:
+    return validate.check_name(value)
+
+
+def _ignore(value: Any) -> Any:
+    return value
+
+
+class HelperService:
+    """Implements io.github.tungui.Helper1 on a bus connection."""
+
+    def __init__(self, bus: MessageBus) -> None:
+        self.bus = bus
+        self.devices = DeviceManager(self._changed)
+        self.dispatcher = Dispatcher(
+            bus, self, Authority(bus), {"Version": lambda: Variant("s", __version__)}
+        )
+        self._pending = Delta()
+        self._flush: asyncio.TimerHandle | None = None
+
+    async def start(self) -> None:
+        """Read the devices, follow clients leaving the bus, take calls."""
+        await self.devices.start()
+        self.bus.add_message_handler(self._client_gone)
+        await self._bus_call("AddMatch", "s", [_NAME_OWNER_GONE])
+        self.bus.add_message_handler(self.dispatcher.handle)
+
+    def close(self) -> None:
+        """Release everything the helper holds."""
+        if self._flush is not None:
+            self._flush.cancel()
+        self.devices.close()
+
+    # --------------------------------------------------------------- methods
+
+    @method("ListDevices", action=PUBLIC)
+    async def list_devices(self, sender: str) -> list[Any]:
+        return [[to_variants(d) for d in self.devices.list()]]
+
+    @method(
+        "CreateDevice",
+        parse=(validate.device_spec,),
+        action=lambda self, spec: self.devices.action_for_create(spec),
+    )
+    async def create_device(self, sender: str, spec: validate.DeviceSpec) -> list[Any]:
+        name = await self.devices.create(spec, sender)
+        if not spec.persist and not await self._still_connected(sender):
+            # The caller left while the device was being made.
+            self.devices.release(sender)
+        return [name]
+
+    @method("CreateBridge", parse=(validate.bridge_spec,), action=Action.MANAGE)
+    async def create_bridge(self, sender: str, spec: validate.BridgeSpec) -> list[Any]:
+        return [await self.devices.create_bridge(spec)]
+
+    @method("DeleteDevice", parse=(_name,), action=lambda self, name: self.devices.action_for(name))
+    async def delete_device(self, sender: str, name: str) -> list[Any]:
+        await self.devices.delete(name)
+        return []
+
+    @method(
+        "ConfigureDevice",
+        parse=(_name, validate.changes),
+        action=lambda self, name, changes: self.devices.action_for(name, changes),
+    )
+    async def configure_device(
+        self, sender: str, name: str, changes: validate.Changes
+    ) -> list[Any]:
+        await self.devices.configure(name, changes, sender)
+        if changes.persist is False and not await self._still_connected(sender):
+            self.devices.release(sender)
+        return []
+
+    @method("GetPermissions", action=PUBLIC)
+    async def get_permissions(self, sender: str) -> list[Any]:
+        authority = Authority(self.bus)
+        decisions = await asyncio.gather(
+            *(authority.check(sender, action, interactive=False) for action in Action)
+        )
+        return [{action.value: d.value for action, d in zip(Action, decisions, strict=True)}]
+
+    # --------------------------------------------------------------- signals
+
+    def _changed(self, delta: Delta) -> None:
+        self._pending.merge(delta)
+        if self._flush is None:
+            loop = asyncio.get_running_loop()
+            self._flush = loop.call_later(SIGNAL_INTERVAL, self._emit)
+
+    def _emit(self) -> None:
+        self._flush = None
+        delta, self._pending = self._pending, Delta()
+        updated = []
+        for index in sorted(delta.changed):
+            link = self.devices.table.links.get(index)
+            if link is not None and link.kind in ("tun", "tap", "bridge"):
+                updated.append(to_variants(self.devices.describe(link)))
+        removed = sorted(set(delta.removed.values()))
+        if not updated and not removed:
+            return
+        self.bus.send(
+            Message.new_signal(
+                OBJECT_PATH, INTERFACE, SIGNAL_DEVICES_CHANGED, "aa{sv}as", [updated, removed]
+            )
+        )
+
+    # --------------------------------------------------------------- clients
+
+    def _client_gone(self, msg: Message) -> bool:
+        if (
+            msg.message_type == MessageType.SIGNAL
+            and msg.member == "NameOwnerChanged"
+            and msg.sender == "org.freedesktop.DBus"
+            and msg.body[0].startswith(":")
+            and not msg.body[2]
+        ):
+            released = self.devices.release(msg.body[0])
+            if released:
+                log.info("%s left the bus; released %s", msg.body[0], ", ".join(released))
+        return False
+
+    async def _still_connected(self, name: str) -> bool:
+        reply = await self._bus_call("NameHasOwner", "s", [name])
+        return bool(reply is not None and reply.body and reply.body[0])
+
+    async def _bus_call(self, member: str, signature: str, body: list[Any]) -> Message | None:
+        return await self.bus.call(
+            Message(
+                destination="org.freedesktop.DBus",
+                path="/org/freedesktop/DBus",
+                interface="org.freedesktop.DBus",
+                member=member,
+                signature=signature,
+                body=body,
+            )
+        )

@@ -1,0 +1,154 @@
+"""Checks of caller input, without the kernel or the bus."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tungui_helper.contract import SPEC_SIGNATURES
+from tungui_helper.errors import InvalidArgument
+from tungui_helper.validate import bridge_spec, changes, check_mac, check_name, device_spec
+
+
+def spec(**values: Any) -> dict[str, tuple[str, Any]]:
+    return {key: (SPEC_SIGNATURES[key], value) for key, value in values.items()}
+
+
+@pytest.mark.parametrize("name", ["tap0", "a", "x" * 15, "tun-é", "br_lab.1"])
+def test_valid_names(name: str) -> None:
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "x" * 16, "é" * 8, ".", "..", "a/b", "a b", "a:b", "tab\t", "a\x00b", "tap%d"]
+)
+def test_invalid_names(name: str) -> None:
+    with pytest.raises(InvalidArgument):
+        check_name(name)
+
+
+@pytest.mark.parametrize("template", ["tap%d", "%d", "lab%dx"])
+def test_templates(template: str) -> None:
+    assert check_name(template, template=True) == template
+
+
+@pytest.mark.parametrize("template", ["tap%s", "tap%d%d", "%%d", "tap%"])
+def test_bad_templates(template: str) -> None:
+    with pytest.raises(InvalidArgument, match="template"):
+        check_name(template, template=True)
+
+
+def test_full_device_spec() -> None:
+    checked = device_spec(
+        spec(
+            name="lab%d",
+            mode="tap",
+            persist=True,
+            owner=1000,
+            group=100,
+            pi=True,
+            vnet_hdr=True,
+            multi_queue=True,
+            queues=4,
+            mtu=9000,
+            mac="02:00:5E:10:00:01",
+            addresses=["192.0.2.1/24", "2001:db8::1/64"],
+            up=True,
+            master="br0",
+        )
+    )
+    assert checked.mode == "tap" and checked.name == "lab%d" and checked.queues == 4
+    assert checked.mac == "02:00:5e:10:00:01"
+    assert checked.addresses == (
+        ipaddress.ip_interface("192.0.2.1/24"),
+        ipaddress.ip_interface("2001:db8::1/64"),
+    )
+
+
+def test_defaults() -> None:
+    checked = device_spec(spec(mode="tun"))
+    assert (checked.name, checked.persist, checked.owner, checked.group) == ("tun%d", False, -1, -1)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({}, "mode"),
+        ({"mode": "tunnel"}, "mode"),
+        ({"mode": "tun", "mac": "02:00:00:00:00:01"}, "TAP only"),
+        ({"mode": "tun", "master": "br0"}, "bridge"),
+        ({"mode": "tap", "mtu": 67}, "MTU"),
+        ({"mode": "tap", "mtu": 65536}, "MTU"),
+        ({"mode": "tap", "owner": -2}, "owner"),
+        ({"mode": "tap", "group": -5}, "group"),
+        ({"mode": "tap", "queues": 2}, "multi_queue"),
+        ({"mode": "tap", "queues": 0}, "queues"),
+        ({"mode": "tap", "mac": "01:00:5e:00:00:01"}, "multicast"),
+        ({"mode": "tap", "mac": "00:00:00:00:00:00"}, "cannot be used"),
+        ({"mode": "tap", "mac": "02-00-00-00-00-01"}, "form"),
+        ({"mode": "tap", "addresses": ["192.0.2.300/24"]}, "CIDR"),
+        ({"mode": "tap", "addresses": ["192.0.2.1/33"]}, "CIDR"),
+        ({"mode": "tap", "addresses": ["224.0.0.1/4"]}, "unicast"),
+        ({"mode": "tap", "addresses": ["192.0.2.1/24", "192.0.2.1/24"]}, "twice"),
+    ],
+)
+def test_rejected_specs(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        device_spec(spec(**values))
+
+
+def test_wrong_type_and_unknown_and_read_only_keys() -> None:
+    with pytest.raises(InvalidArgument, match="D-Bus type 'u'"):
+        device_spec({"mode": ("s", "tap"), "mtu": ("s", "1500")})
+    with pytest.raises(InvalidArgument, match="Unknown key 'colour'"):
+        device_spec({"mode": ("s", "tap"), "colour": ("s", "red")})
+    with pytest.raises(InvalidArgument, match="reported by the helper"):
+        device_spec({"mode": ("s", "tap"), "index": ("u", 3)})
+
+
+def test_bridge_spec_refuses_device_keys() -> None:
+    assert bridge_spec(spec(name="br%d", up=True)).up is True
+    with pytest.raises(InvalidArgument, match="Unknown key 'persist'"):
+        bridge_spec(spec(persist=True))
+
+
+def test_changes_record_what_was_given() -> None:
+    checked = changes(spec(mtu=1400, master="", up=False))
+    assert checked.given == {"mtu", "master", "up"}
+    assert (checked.mtu, checked.master, checked.up) == (1400, "", False)
+    with pytest.raises(InvalidArgument, match="Unknown key 'mode'"):
+        changes(spec(mode="tap"))
+
+
+def test_mac_is_normalised() -> None:
+    assert check_mac("FE:AB:cd:00:11:22") == "fe:ab:cd:00:11:22"
+
+
+# Anything a caller may send: every key, any D-Bus-like type.
+_values = st.one_of(
+    st.text(max_size=40),
+    st.integers(min_value=-(2**31), max_value=2**32 - 1),
+    st.booleans(),
+    st.lists(st.text(max_size=50), max_size=4),
+)
+_signatures = st.sampled_from(["s", "u", "i", "b", "as"])
+_keys = st.one_of(st.sampled_from(sorted(SPEC_SIGNATURES)), st.text(max_size=12))
+
+
+@given(st.dictionaries(_keys, st.tuples(_signatures, _values), max_size=8))
+def test_any_input_is_accepted_or_refused_by_name(values: dict[str, tuple[str, Any]]) -> None:
+    # Values whose Python type disagrees with their signature cannot come off
+    # the bus (dbus-fast enforces the signature), so skip those.
+    python_type = {"s": str, "u": int, "i": int, "b": bool, "as": list}
+    for sig, value in values.values():
+        if not isinstance(value, python_type[sig]) or (sig != "b" and isinstance(value, bool)):
+            return
+    for check in (device_spec, bridge_spec, changes):
+        try:
+            check(values)
+        except InvalidArgument as exc:
+            assert exc.message and "Traceback" not in exc.message

@@ -1,0 +1,234 @@
+"""The client library of tungui's helper, for the window and ``tunguictl``.
+
+An asyncio client on dbus-fast.  Calls are built from the interface XML the
+helper serves (``tungui_helper.contract``), values go out as the D-Bus types
+the contract names, and helper errors come back as the exceptions below,
+each carrying the helper's sentence for a person.
+
+No Qt here: the window bridges this to Qt; ``tunguictl`` runs it directly.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dbus_fast import BusType, Message, MessageFlag, MessageType, Variant
+from dbus_fast.aio import MessageBus
+from dbus_fast.introspection import Node
+
+from tungui_helper.contract import (
+    BUS_NAME,
+    INTERFACE,
+    OBJECT_PATH,
+    SIGNAL_DEVICES_CHANGED,
+    SPEC_SIGNATURES,
+    ErrorName,
+    interface_xml,
+)
+
+DevicesChanged = Callable[[list[dict[str, Any]], list[str]], None]
+
+
+class HelperError(Exception):
+    """The helper refused or failed a call.
+
+    Attributes:
+        name: the D-Bus error name.
+        message: the helper's explanation, for a person.
+    """
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
+class InvalidArgument(HelperError):
+    """The request was malformed or impossible."""
+
+
+class NotFound(HelperError):
+    """No such device."""
+
+
+class Exists(HelperError):
+    """A device of that name exists already."""
+
+
+class NotAuthorized(HelperError):
+    """polkit said no (or authentication was needed and not allowed)."""
+
+
+class Failed(HelperError):
+    """The kernel refused, or the helper failed."""
+
+
+class HelperUnavailable(HelperError):
+    """The helper is not installed, not running, or left the bus."""
+
+
+_ERRORS: dict[str, type[HelperError]] = {
+    ErrorName.INVALID_ARGUMENT.value: InvalidArgument,
+    ErrorName.NOT_FOUND.value: NotFound,
+    ErrorName.EXISTS.value: Exists,
+    ErrorName.NOT_AUTHORIZED.value: NotAuthorized,
+    ErrorName.FAILED.value: Failed,
+    "org.freedesktop.DBus.Error.ServiceUnknown": HelperUnavailable,
+    "org.freedesktop.DBus.Error.NameHasNoOwner": HelperUnavailable,
+    "org.freedesktop.DBus.Error.NoReply": HelperUnavailable,
+    "org.freedesktop.DBus.Error.Disconnected": HelperUnavailable,
+    "org.freedesktop.DBus.Error.Spawn.ChildExited": HelperUnavailable,
+    "org.freedesktop.DBus.Error.Spawn.ExecFailed": HelperUnavailable,
+}
+
+
+@functools.cache
+def _in_signatures() -> dict[str, str]:
+    interface = next(i for i in Node.parse(interface_xml()).interfaces if i.name == INTERFACE)
+    return {m.name: "".join(a.signature for a in m.in_args) for m in interface.methods}
+
+
+def to_spec(values: Mapping[str, Any]) -> dict[str, Variant]:
+    """Wrap a spec or change set in the D-Bus types the contract gives each key.
+
+    Raises:
+        InvalidArgument: for a key the contract does not know.
+    """
+    spec = {}
+    for key, value in values.items():
+        signature = SPEC_SIGNATURES.get(key)
+        if signature is None:
+            raise InvalidArgument(ErrorName.INVALID_ARGUMENT.value, f"Unknown key {key!r}.")
+        if signature == "as":
+            value = [str(v) for v in value]
+        spec[key] = Variant(signature, value)
+    return spec
+
+
+def from_variants(values: Mapping[str, Variant]) -> dict[str, Any]:
+    """Unwrap a device dict."""
+    return {key: variant.value for key, variant in values.items()}
+
+
+class HelperClient:
+    """A connection to the helper.
+
+    Args:
+        bus: a connected system bus.
+    """
+
+    def __init__(self, bus: MessageBus) -> None:
+        self.bus = bus
+        self._watchers: list[DevicesChanged] = []
+        self._subscribed = False
+
+    @classmethod
+    async def connect(cls, address: str | None = None) -> HelperClient:
+        """Connect to the system bus (``DBUS_SYSTEM_BUS_ADDRESS`` where set)."""
+        try:
+            if address is None:
+                bus = MessageBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True)
+            else:
+                bus = MessageBus(bus_address=address, negotiate_unix_fd=True)
+            return cls(await bus.connect())
+        except (OSError, ValueError) as exc:
+            raise HelperUnavailable(
+                "org.freedesktop.DBus.Error.Disconnected",
+                f"Cannot reach the system bus: {exc}.",
+            ) from None
+
+    def disconnect(self) -> None:
+        """Close the connection (transient devices made through it go away)."""
+        self.bus.disconnect()
+
+    async def _call(self, member: str, *args: Any, interactive: bool = False) -> list[Any]:
+        flags = MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION if interactive else MessageFlag.NONE
+        reply = await self.bus.call(
+            Message(
+                destination=BUS_NAME,
+                path=OBJECT_PATH,
+                interface=INTERFACE,
+                member=member,
+                signature=_in_signatures()[member],
+                body=list(args),
+                flags=flags,
+            )
+        )
+        if reply is None:
+            raise HelperUnavailable("org.freedesktop.DBus.Error.NoReply", "The helper did not answer.")
+        if reply.message_type == MessageType.ERROR:
+            error_name = reply.error_name or ""
+            text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else error_name
+            raise _ERRORS.get(error_name, HelperError)(error_name, text)
+        return list(reply.body)
+
+    async def list_devices(self) -> list[dict[str, Any]]:
+        """Every TUN, TAP and bridge device, as plain dicts."""
+        (devices,) = await self._call("ListDevices")
+        return [from_variants(d) for d in devices]
+
+    async def create_device(self, spec: Mapping[str, Any], *, interactive: bool = True) -> str:
+        """Create a TUN/TAP device (keys as in docs/dbus.md); return its name.
+
+        A device with ``persist`` false lives as long as this connection.
+        """
+        (name,) = await self._call("CreateDevice", to_spec(spec), interactive=interactive)
+        return str(name)
+
+    async def create_bridge(self, spec: Mapping[str, Any], *, interactive: bool = True) -> str:
+        """Create a bridge; return its name."""
+        (name,) = await self._call("CreateBridge", to_spec(spec), interactive=interactive)
+        return str(name)
+
+    async def delete_device(self, name: str, *, interactive: bool = True) -> None:
+        """Remove a device or bridge."""
+        await self._call("DeleteDevice", name, interactive=interactive)
+
+    async def configure_device(
+        self, name: str, changes: Mapping[str, Any], *, interactive: bool = True
+    ) -> None:
+        """Change a device: all of ``changes`` or none of them."""
+        await self._call("ConfigureDevice", name, to_spec(changes), interactive=interactive)
+
+    async def get_permissions(self) -> dict[str, str]:
+        """polkit's answer per action for this caller: yes, auth or no."""
+        (permissions,) = await self._call("GetPermissions")
+        return dict(permissions)
+
+    async def watch_devices(self, callback: DevicesChanged) -> None:
+        """Call ``callback(updated, removed)`` on every DevicesChanged signal."""
+        self._watchers.append(callback)
+        if self._subscribed:
+            return
+        self._subscribed = True
+        self.bus.add_message_handler(self._on_message)
+        rule = (
+            f"type='signal',sender='{BUS_NAME}',interface='{INTERFACE}',"
+            f"member='{SIGNAL_DEVICES_CHANGED}',"
+            f"path='{OBJECT_PATH}'"
+        )
+        await self.bus.call(
+            Message(
+                destination="org.freedesktop.DBus",
+                path="/org/freedesktop/DBus",
+                interface="org.freedesktop.DBus",
+                member="AddMatch",
+                signature="s",
+                body=[rule],
+            )
+        )
+
+    def _on_message(self, msg: Message) -> bool:
+        if (
+            msg.message_type == MessageType.SIGNAL
+            and msg.interface == INTERFACE
+            and msg.member == SIGNAL_DEVICES_CHANGED
+            and msg.path == OBJECT_PATH
+        ):
+            updated = [from_variants(d) for d in msg.body[0]]
+            removed = list(msg.body[1])
+            for callback in self._watchers:
+                callback(updated, removed)
+        return False
