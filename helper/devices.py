@@ -191,6 +191,9 @@ class DeviceManager:
 
     def list(self) -> list[dict[str, Any]]:
         """Every TUN, TAP and bridge device."""
+        # Events the kernel queued before this call may not have been read
+        # yet; read them so a caller sees what it did.
+        self.drain()
         return [self.describe(link) for link in self.table.listed()]
 
     def find(self, name: str) -> LinkInfo:
@@ -355,6 +358,8 @@ class DeviceManager:
             holding = self._held.pop(index)
             names.append(holding.handle.name)
             holding.handle.close()
+        if names:
+            self.drain()
         return names
 
     async def configure(self, name: str, changes: Changes, client: str) -> None:
