@@ -9,35 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dbus_fast import Variant
-
-from tungui_helper.contract import SPEC_SIGNATURES
-
-from .stack import DBusCallError, HelperProcess, Netns, bus_call
+from .helperbus import call, create, devices, variants
+from .stack import DBusCallError, HelperProcess, Netns, wait_until
 
 pytestmark = pytest.mark.integration
-
-BUS = "io.github.tungui.Helper1"
-PATH = "/io/github/tungui/Helper1"
-
-
-def call(member: str, signature: str = "", *body: Any) -> list[Any]:
-    import os
-
-    return bus_call(os.environ["DBUS_SYSTEM_BUS_ADDRESS"], BUS, PATH, BUS, member, signature, body)
-
-
-def variants(**values: Any) -> dict[str, Variant]:
-    return {key: Variant(SPEC_SIGNATURES[key], value) for key, value in values.items()}
-
-
-def create(**values: Any) -> str:
-    return str(call("CreateDevice", "a{sv}", variants(**values))[0])
-
-
-def devices() -> dict[str, dict[str, Any]]:
-    return {d["name"].value: {k: v.value for k, v in d.items()} for d in call("ListDevices")[0]}
-
 
 def kernel(netns: Netns, name: str) -> dict[str, Any]:
     link = netns.link(name)
@@ -184,8 +159,6 @@ def test_turning_persist_off_hands_the_device_to_the_caller(helper: HelperProces
     # bus_call's connection closes right after the reply: the device, now
     # transient and held for that connection, goes with it.
     call("ConfigureDevice", "sa{sv}", name, variants(persist=False))
-    from .stack import wait_until
-
     wait_until(lambda: clean_netns.link(name) is None, timeout=5, what=f"{name} to go")
     assert name not in devices()
 

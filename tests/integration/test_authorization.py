@@ -1,0 +1,112 @@
+"""polkit decides, per call, for a real unprivileged user.
+
+The unprivileged caller is ``nobody`` calling with busctl (an outside
+client) or with tunguictl; grants are real polkit rules files.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .helperbus import busctl_argv, create, devices
+from .stack import DBusDaemon, HelperProcess, Netns, RunAsNobody
+from .stack import Grant as GrantFixture
+
+pytestmark = pytest.mark.integration
+
+MANAGE = "io.github.tungui.manage"
+FOREIGN = "io.github.tungui.manage-foreign"
+REFUSED = "You are not allowed to"
+
+
+def test_anyone_may_list(helper: HelperProcess, clean_netns: Netns, bus: DBusDaemon,
+                         run_as_nobody: RunAsNobody) -> None:
+    name = create(mode="tap", persist=True)
+    result = run_as_nobody(busctl_argv(bus.address, "ListDevices", "--json=short"))
+    assert result.returncode == 0, result.stderr
+    assert f'"data":"{name}"' in result.stdout
+
+
+def test_nobody_is_refused_every_change(helper: HelperProcess, clean_netns: Netns,
+                                        bus: DBusDaemon, run_as_nobody: RunAsNobody) -> None:
+    name = create(mode="tap", persist=True)
+    before = clean_netns.ip_json("link", "show")
+    attempts = [
+        ("CreateDevice", "a{sv}", "2", "mode", "s", "tap", "persist", "b", "true"),
+        ("CreateBridge", "a{sv}", "0"),
+        ("ConfigureDevice", "sa{sv}", name, "1", "mtu", "u", "1400"),
+        ("DeleteDevice", "s", name),
+    ]
+    for member, *args in attempts:
+        result = run_as_nobody(busctl_argv(bus.address, member, *args))
+        assert result.returncode != 0, f"{member} was allowed"
+        assert REFUSED in result.stderr, result.stderr
+    assert clean_netns.ip_json("link", "show") == before
+
+
+def test_a_polkit_rule_lets_nobody_manage(helper: HelperProcess, clean_netns: Netns,
+                                          bus: DBusDaemon, run_as_nobody: RunAsNobody,
+                                          grant: GrantFixture) -> None:
+    with grant(MANAGE):
+        result = run_as_nobody(busctl_argv(bus.address, "CreateDevice", "a{sv}", "3",
+                                           "mode", "s", "tap", "name", "s", "granted0",
+                                           "persist", "b", "true"))
+        assert result.returncode == 0, result.stderr
+        assert clean_netns.link("granted0") is not None
+        result = run_as_nobody(busctl_argv(bus.address, "ConfigureDevice", "sa{sv}",
+                                           "granted0", "1", "mtu", "u", "1400"))
+        assert result.returncode == 0, result.stderr
+        assert clean_netns.link("granted0")["mtu"] == 1400  # type: ignore[index]
+        result = run_as_nobody(busctl_argv(bus.address, "DeleteDevice", "s", "granted0"))
+        assert result.returncode == 0, result.stderr
+        assert clean_netns.link("granted0") is None
+    # And once the rule is gone, so is the permission.
+    result = run_as_nobody(busctl_argv(bus.address, "CreateBridge", "a{sv}", "0"))
+    assert REFUSED in result.stderr
+
+
+def test_devices_tungui_did_not_create_need_the_foreign_action(
+    helper: HelperProcess, clean_netns: Netns, bus: DBusDaemon, run_as_nobody: RunAsNobody,
+    grant: GrantFixture,
+) -> None:
+    clean_netns.ip("tuntap", "add", "mode", "tun", "name", "other0")
+    listed = devices()["other0"]
+    assert listed["managed"] is False
+    with grant(MANAGE):
+        result = run_as_nobody(busctl_argv(bus.address, "DeleteDevice", "s", "other0"))
+        assert result.returncode != 0
+        assert "did not create" in result.stderr, result.stderr
+        assert clean_netns.link("other0") is not None
+        with grant(FOREIGN):
+            result = run_as_nobody(busctl_argv(bus.address, "DeleteDevice", "s", "other0"))
+            assert result.returncode == 0, result.stderr
+    assert clean_netns.link("other0") is None
+
+
+def test_a_foreign_bridge_needs_the_foreign_action_to_join(
+    helper: HelperProcess, clean_netns: Netns, bus: DBusDaemon, run_as_nobody: RunAsNobody,
+    grant: GrantFixture,
+) -> None:
+    clean_netns.ip("link", "add", "otherbr0", "type", "bridge")
+    with grant(MANAGE):
+        result = run_as_nobody(busctl_argv(bus.address, "CreateDevice", "a{sv}", "3", "mode",
+                                           "s", "tap", "master", "s", "otherbr0", "persist",
+                                           "b", "true"))
+        assert "did not create" in result.stderr, result.stderr
+    assert [n for n in clean_netns.link_names() if n.startswith("tap")] == []
+
+
+def test_get_permissions_reports_polkit_answers(
+    helper: HelperProcess, bus: DBusDaemon, run_as_nobody: RunAsNobody, grant: GrantFixture
+) -> None:
+    def permissions() -> str:
+        result = run_as_nobody(busctl_argv(bus.address, "GetPermissions"))
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert '"io.github.tungui.manage" "auth"' in permissions()
+    assert '"io.github.tungui.manage-foreign" "auth"' in permissions()
+    with grant(MANAGE):
+        assert '"io.github.tungui.manage" "yes"' in permissions()
+    with grant(MANAGE, result="NO"):
+        assert '"io.github.tungui.manage" "no"' in permissions()
