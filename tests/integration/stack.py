@@ -318,6 +318,10 @@ async def _call(
         )
     finally:
         bus.disconnect()
+        # Collect the reader's end-of-stream, or asyncio logs it as a
+        # "Future exception was never retrieved" at exit.
+        with contextlib.suppress(Exception):
+            await bus.wait_for_disconnect()
     assert reply is not None
     if reply.message_type == MessageType.ERROR:
         message = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""

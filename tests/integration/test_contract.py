@@ -1,0 +1,159 @@
+"""The helper serves exactly the contract, and bad input never hurts it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dbus_fast import Variant
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tungui_helper import __version__
+from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH, SPEC_SIGNATURES
+
+from .helperbus import call, create, devices
+from .stack import DBusCallError, HelperProcess, Netns, wait_until
+
+pytestmark = pytest.mark.integration
+
+CONTRACT = Path(__file__).resolve().parents[2] / "resources/dbus/io.github.tungui.Helper1.xml"
+OUR_ERRORS = {
+    "io.github.tungui.Error.InvalidArgument",
+    "io.github.tungui.Error.NotFound",
+    "io.github.tungui.Error.Exists",
+    "io.github.tungui.Error.Failed",
+}
+
+
+def _canonical(xml: str) -> Any:
+    root = ET.fromstring(xml)
+    (iface,) = [i for i in root.iter("interface") if i.get("name") == INTERFACE]
+
+    def args(node: ET.Element) -> list[tuple[str | None, str | None, str | None]]:
+        return [(a.get("name"), a.get("type"), a.get("direction")) for a in node.findall("arg")]
+
+    return (
+        sorted((m.get("name"), args(m)) for m in iface.findall("method")),
+        sorted((s.get("name"), args(s)) for s in iface.findall("signal")),
+        sorted((p.get("name"), p.get("type"), p.get("access")) for p in iface.findall("property")),
+    )
+
+
+def test_live_introspection_equals_the_contract_file(helper: HelperProcess) -> None:
+    # gdbus is an outside client: it knows nothing of tungui.
+    result = subprocess.run(
+        ["gdbus", "introspect", "--system", "--dest", BUS_NAME, "--object-path", OBJECT_PATH,
+         "--xml"],
+        capture_output=True, text=True, check=True, env=os.environ.copy(),
+    )
+    assert _canonical(result.stdout) == _canonical(CONTRACT.read_text())
+    for standard in ("Introspectable", "Properties", "Peer"):
+        assert f"org.freedesktop.DBus.{standard}" in result.stdout
+
+
+def test_the_object_is_reachable_by_walking_the_tree(helper: HelperProcess) -> None:
+    result = subprocess.run(
+        ["busctl", f"--address={os.environ['DBUS_SYSTEM_BUS_ADDRESS']}", "tree", BUS_NAME,
+         "--list"],
+        capture_output=True, text=True, check=True,
+    )
+    assert OBJECT_PATH in result.stdout.split()
+
+
+def test_version_property(helper: HelperProcess) -> None:
+    reply = subprocess.run(
+        ["busctl", f"--address={os.environ['DBUS_SYSTEM_BUS_ADDRESS']}", "get-property",
+         BUS_NAME, OBJECT_PATH, INTERFACE, "Version"],
+        capture_output=True, text=True, check=True,
+    )
+    assert reply.stdout.strip() == f's "{__version__}"'
+
+
+def test_a_wrong_signature_is_a_named_error(helper: HelperProcess) -> None:
+    with pytest.raises(DBusCallError) as failure:
+        call("CreateDevice", "s", "tap0")
+    assert failure.value.name == "io.github.tungui.Error.InvalidArgument"
+    assert "a{sv}" in failure.value.message
+
+
+# --- malformed input, thrown at the real helper -------------------------
+
+# D-Bus strings cannot hold NUL; the client library refuses to send one.
+_TEXT = st.characters(blacklist_characters="\x00")
+
+_VALUES = {
+    "s": st.text(_TEXT, max_size=24),
+    "u": st.integers(min_value=0, max_value=2**32 - 1),
+    "i": st.integers(min_value=-(2**31), max_value=2**31 - 1),
+    "b": st.booleans(),
+    "as": st.lists(st.text(_TEXT, max_size=45), max_size=3),
+    "x": st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    "d": st.floats(allow_nan=False),
+    "ay": st.binary(max_size=8),
+}
+
+
+@st.composite
+def _variant(draw: st.DrawFn, key: str) -> Variant:
+    # Mostly the right type for known keys, sometimes any type at all.
+    signature = SPEC_SIGNATURES.get(key)
+    if signature is None or draw(st.integers(0, 3)) == 0:
+        signature = draw(st.sampled_from(sorted(_VALUES)))
+    return Variant(signature, draw(_VALUES[signature]))
+
+
+@st.composite
+def _specs(draw: st.DrawFn) -> dict[str, Variant]:
+    keys = draw(st.lists(st.one_of(st.sampled_from(sorted(SPEC_SIGNATURES)), st.text(_TEXT, max_size=10)),
+                         max_size=6, unique=True))
+    return {key: draw(_variant(key)) for key in keys}
+
+
+def _snapshot(netns: Netns) -> Any:
+    links = netns.ip_json("link", "show")
+    addrs = netns.ip_json("addr", "show")
+    strip = {"stats64", "operstate", "linkinfo"}
+    return (
+        sorted((tuple(sorted((k, str(v)) for k, v in link.items() if k not in strip)))
+               for link in links),
+        sorted(str(a.get("addr_info")) for a in addrs),
+    )
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=_specs(), target=st.sampled_from(["fuzz0", "fuzzbr0", "nosuch0", "lo", ""]),
+       method=st.sampled_from(["CreateDevice", "ConfigureDevice", "CreateBridge"]))
+def test_malformed_specs_never_hurt_the_helper(
+    helper: HelperProcess, netns: Netns, spec: dict[str, Variant], target: str, method: str
+) -> None:
+    if netns.link("fuzz0") is None:
+        create(name="fuzz0", mode="tap", persist=True, addresses=["203.0.113.1/24"])
+        call("CreateBridge", "a{sv}", {"name": Variant("s", "fuzzbr0")})
+    before = _snapshot(netns)
+    try:
+        if method == "ConfigureDevice":
+            call(method, "sa{sv}", target, spec)
+        else:
+            name = call(method, "a{sv}", spec)[0]
+            # A spec that happened to be valid: remove what it made.
+            if netns.link(name) is not None:
+                call("DeleteDevice", "s", name)
+    except DBusCallError as exc:
+        assert exc.name in OUR_ERRORS, (exc.name, exc.message)
+        assert exc.message and "Traceback" not in exc.message and "File \"" not in exc.message
+        assert _snapshot(netns) == before, f"{exc.name} ({exc.message}) left changes behind"
+    else:
+        if method == "ConfigureDevice" and target in ("nosuch0", ""):
+            pytest.fail(f"ConfigureDevice on {target!r} succeeded")
+    assert helper.running
+    if method == "ConfigureDevice" and target in ("fuzz0", "fuzzbr0"):
+        # A valid change may have changed fuzz0; start over from a clean one.
+        for name in ("fuzz0", "fuzzbr0"):
+            if netns.link(name) is not None:
+                call("DeleteDevice", "s", name)
+    wait_until(lambda: "fuzz0" in devices() or netns.link("fuzz0") is None, timeout=5)
