@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 
@@ -43,7 +44,13 @@ async def serve(idle_timeout: float) -> int:
     Returns:
         The process exit status.
     """
-    bus = await MessageBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True).connect()
+    # Started by D-Bus activation, the bus that started us says where it is.
+    starter = os.environ.get("DBUS_STARTER_ADDRESS")
+    if starter and os.environ.get("DBUS_STARTER_BUS_TYPE") == "system":
+        bus = MessageBus(bus_address=starter, negotiate_unix_fd=True)
+    else:
+        bus = MessageBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True)
+    await bus.connect()
     service = HelperService(bus)
     try:
         await service.start()

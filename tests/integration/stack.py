@@ -393,7 +393,7 @@ BUS_CONFIG_TEMPLATE = """\
   </policy>
   <policy user="root"><allow own="*"/><allow send_type="method_call"/></policy>
   <policy user="polkitd"><allow own="org.freedesktop.PolicyKit1"/></policy>
-  <include>{include}</include>
+  <include>{include}</include>{extra}
 </busconfig>
 """
 
@@ -405,7 +405,13 @@ class DBusDaemon:
     included by absolute path, so tests prove the shipped file.
     """
 
-    def __init__(self, directory: Path, policy_file: Path = DBUS_POLICY_FILE) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        policy_file: Path = DBUS_POLICY_FILE,
+        *,
+        servicedir: Path | None = None,
+    ) -> None:
         if not policy_file.is_file():
             raise StackError(f"the D-Bus policy file {policy_file} does not exist")
         self.directory = directory
@@ -416,10 +422,18 @@ class DBusDaemon:
         self._address_path = directory / "dbus-daemon.address"
         self.address = f"unix:path={self.socket_path}"
         self.proc: subprocess.Popen[bytes] | None = None
+        #: Where D-Bus activation files are looked up (none by default).
+        self.servicedir = servicedir
 
     def start(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.config_path.write_text(
-            BUS_CONFIG_TEMPLATE.format(socket=self.socket_path, include=self.policy_file),
+            BUS_CONFIG_TEMPLATE.format(
+                socket=self.socket_path,
+                include=self.policy_file,
+                extra=(
+                    f"\n  <servicedir>{self.servicedir}</servicedir>" if self.servicedir else ""
+                ),
+            ),
             "utf-8",
         )
         with self._address_path.open("wb") as out, self.log_path.open("ab") as err:

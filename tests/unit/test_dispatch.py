@@ -53,3 +53,107 @@ def test_an_action_that_is_not_one_is_refused() -> None:
 
     with pytest.raises(TypeError, match="declares no polkit action"):
         _bind(Sloppy.__new__(Sloppy))
+
+
+class _FakeBus:
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send(self, msg: Any) -> None:
+        self.sent.append(msg)
+
+    def add_message_handler(self, handler: Any) -> None:  # pragma: no cover - unused
+        pass
+
+
+class _SlowAuthority:
+    """polkit as seen when one caller sits at a password prompt."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.typing_password = asyncio.Event()
+        self.interactive: dict[str, bool] = {}
+
+    async def check(self, sender: str, action: Action, *, interactive: bool) -> Any:
+        from tungui_helper.polkit import Decision
+
+        self.interactive[sender] = interactive
+        if sender == ":1.1":
+            await self.typing_password.wait()
+            return Decision.YES
+        if sender == ":1.3":
+            return Decision.AUTH
+        return Decision.YES
+
+
+def _call(sender: str, member: str = "CreateBridge", flags: int = 0) -> Any:
+    from dbus_fast import Message
+
+    from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH
+
+    return Message(destination=BUS_NAME, path=OBJECT_PATH, interface=INTERFACE, member=member,
+                   signature="a{sv}", body=[{}], sender=sender, serial=7, flags=flags)
+
+
+def test_one_caller_at_a_password_prompt_does_not_block_another() -> None:
+    import asyncio
+
+    from dbus_fast import MessageFlag, MessageType
+
+    async def scenario() -> None:
+        bus = _FakeBus()
+        service = HelperService(bus)  # type: ignore[arg-type]
+        authority = _SlowAuthority()
+        service.dispatcher._authority = authority  # type: ignore[assignment]
+
+        async def create_bridge(spec: Any) -> str:
+            return "br0"
+
+        service.devices.create_bridge = create_bridge  # type: ignore[method-assign]
+        interactive = int(MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION)
+        assert service.dispatcher.handle(_call(":1.1", flags=interactive))
+        assert service.dispatcher.handle(_call(":1.2"))
+        while len(bus.sent) < 1:
+            await asyncio.sleep(0)
+        (first,) = bus.sent
+        assert first.destination == ":1.2" and first.message_type == MessageType.METHOD_RETURN
+        assert authority.interactive == {":1.1": True, ":1.2": False}
+        authority.typing_password.set()
+        while len(bus.sent) < 2:
+            await asyncio.sleep(0)
+        assert bus.sent[1].destination == ":1.1" and bus.sent[1].body == ["br0"]
+
+        # Authentication needed but not allowed: a named error that says so.
+        service.dispatcher.handle(_call(":1.3"))
+        while len(bus.sent) < 3:
+            await asyncio.sleep(0)
+        refusal = bus.sent[2]
+        assert refusal.error_name == "io.github.tungui.Error.NotAuthorized"
+        assert "allowing interactive authorization" in refusal.body[0]
+        service.devices.links.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_unexpected_exception_sends_no_traceback() -> None:
+    import asyncio
+
+    async def scenario() -> None:
+        bus = _FakeBus()
+        service = HelperService(bus)  # type: ignore[arg-type]
+        service.dispatcher._authority = _SlowAuthority()  # type: ignore[assignment]
+
+        async def broken(spec: Any) -> str:
+            raise ZeroDivisionError("secret internals at /usr/lib/python3/x.py line 3")
+
+        service.devices.create_bridge = broken  # type: ignore[method-assign]
+        service.dispatcher.handle(_call(":1.2"))
+        while not bus.sent:
+            await asyncio.sleep(0)
+        (reply,) = bus.sent
+        assert reply.error_name == "io.github.tungui.Error.Failed"
+        assert "secret" not in reply.body[0] and "Traceback" not in reply.body[0]
+        service.devices.links.close()
+
+    asyncio.run(scenario())

@@ -1,0 +1,114 @@
+"""tunguictl end to end: real helper, real kernel, exit codes of a Unix tool."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .stack import HelperProcess, Netns, NobodyPython, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _argv() -> list[str]:
+    script = Path(sys.executable).parent / "tunguictl"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from tungui.cli import main; raise SystemExit(main())"]
+
+
+def tunguictl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*_argv(), *args], capture_output=True, text=True, timeout=30,
+                          env=env or os.environ.copy())
+
+
+def test_create_list_set_delete(helper: HelperProcess, clean_netns: Netns) -> None:
+    result = tunguictl("create", "tap", "cli%d", "--owner", "nobody", "--mtu", "1400",
+                       "--address", "192.0.2.9/24", "--address", "2001:db8::9/64", "--up",
+                       "--vnet-hdr")
+    assert result.returncode == 0, result.stderr
+    name = result.stdout.strip()
+    assert name == "cli0"
+    link = clean_netns.link(name)
+    assert link is not None and link["mtu"] == 1400 and "UP" in link["flags"]
+    assert link["linkinfo"]["info_data"]["user"] == "nobody"
+    assert link["linkinfo"]["info_data"]["persist"] is True, "tunguictl create persists by default"
+
+    table = tunguictl("list")
+    assert table.returncode == 0
+    header, *rows = table.stdout.splitlines()
+    assert header.split()[:3] == ["NAME", "KIND", "STATE"]
+    (row,) = [r for r in rows if r.split()[0] == name]
+    assert "nobody" in row.split() and "192.0.2.9/24" in row and "vnet_hdr" in row
+
+    listed = json.loads(tunguictl("list", "--json").stdout)
+    (device,) = [d for d in listed if d["name"] == name]
+    assert device["owner"] == 65534 and device["vnet_hdr"] is True
+
+    result = tunguictl("set", name, "--mtu", "1300", "--down", "--no-addresses")
+    assert result.returncode == 0, result.stderr
+    link = clean_netns.link(name)
+    assert link is not None and link["mtu"] == 1300 and "UP" not in link["flags"]
+    assert clean_netns.ip_json("addr", "show", "dev", name)[0]["addr_info"] == [] or all(
+        a["local"].startswith("fe80") for a in clean_netns.ip_json("addr", "show", "dev", name)[0]["addr_info"]
+    )
+
+    assert tunguictl("delete", name).returncode == 0
+    assert clean_netns.link(name) is None
+
+
+def test_errors_have_messages_and_exit_codes(helper: HelperProcess, clean_netns: Netns) -> None:
+    result = tunguictl("delete", "nosuch0")
+    assert (result.returncode, result.stderr.strip()) == (
+        1, "tunguictl: There is no device named nosuch0."
+    )
+    result = tunguictl("create", "tap", "--mtu", "10")
+    assert result.returncode == 2
+    assert "MTU 10 is out of range" in result.stderr
+    result = tunguictl("create", "tap", "--owner", "no-such-user-here")
+    assert result.returncode == 2 and "no such user" in result.stderr
+    result = tunguictl("create", "tun", "--mac", "02:00:00:00:00:01")
+    assert result.returncode == 2 and "TAP only" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert tunguictl("frobnicate").returncode == 2
+
+
+def test_unprivileged_user_is_refused_with_status_4(
+    helper: HelperProcess, clean_netns: Netns, nobody_python: NobodyPython
+) -> None:
+    result = nobody_python(
+        "from tungui.cli import main\nraise SystemExit(main(['create', 'tap', 'denied0']))",
+        preimport=["tungui.cli", "tungui.client", "grp", "pwd", "argparse", "importlib.readers"],
+    )
+    assert result.returncode == 4, result.stderr
+    assert "not allowed to manage TUN/TAP devices" in result.stderr
+    assert clean_netns.link("denied0") is None
+
+
+def test_transient_device_lives_while_tunguictl_runs(helper: HelperProcess, clean_netns: Netns) -> None:
+    proc = subprocess.Popen([*_argv(), "create", "tun", "--transient"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        assert proc.stdout is not None
+        name = proc.stdout.readline().strip()
+        assert clean_netns.link(name) is not None
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_until(lambda: clean_netns.link(name) is None, timeout=5, what=f"{name} to go")
+
+
+def test_helper_unreachable_is_status_69(tmp_path: Path) -> None:
+    env = os.environ.copy()
+    env["DBUS_SYSTEM_BUS_ADDRESS"] = f"unix:path={tmp_path}/no-bus-here"
+    result = tunguictl("list", env=env)
+    assert result.returncode == 69
+    assert "Cannot reach the system bus" in result.stderr
