@@ -25,7 +25,7 @@ POLKIT_PATH = "/org/freedesktop/PolicyKit1/Authority"
 POLKIT_INTERFACE = "org.freedesktop.PolicyKit1.Authority"
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     """polkit action ids (see resources/polkit/io.github.tungui.policy)."""
 
     #: Create, change and remove devices and bridges tungui created.
@@ -37,7 +37,7 @@ class Action(str, enum.Enum):
     CAPTURE = "io.github.tungui.capture"
 
 
-class ErrorName(str, enum.Enum):
+class ErrorName(enum.StrEnum):
     """D-Bus error names the helper replies with."""
 
     INVALID_ARGUMENT = "io.github.tungui.Error.InvalidArgument"
@@ -53,9 +53,7 @@ INTERFACE_XML_RESOURCE = "io.github.tungui.Helper1.xml"
 @functools.cache
 def interface_xml() -> str:
     """Return the introspection XML of the contract, as shipped."""
-    return (
-        resources.files(__package__).joinpath(INTERFACE_XML_RESOURCE).read_text("utf-8")
-    )
+    return resources.files(__package__).joinpath(INTERFACE_XML_RESOURCE).read_text("utf-8")
 
 
 #: D-Bus signature of each key a CreateDevice spec or a ConfigureDevice

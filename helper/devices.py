@@ -19,7 +19,7 @@ from . import tun
 from .contract import Action
 from .errors import Failed, HelperError, InvalidArgument, NotFound
 from .netlink import MANAGED_ALIAS, Event, EventSocket, LinkInfo, Links
-from .table import DeviceTable, Delta
+from .table import Delta, DeviceTable
 from .validate import BridgeSpec, Changes, DeviceSpec
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ class DeviceManager:
             )
         return info
 
-    def list(self) -> list[dict[str, Any]]:
+    def list_devices(self) -> list[dict[str, Any]]:
         """Every TUN, TAP and bridge device."""
         # Events the kernel queued before this call may not have been read
         # yet; read them so a caller sees what it did.
@@ -224,9 +224,12 @@ class DeviceManager:
         link = self.find(name)
         if not self.is_managed(link):
             return Action.MANAGE_FOREIGN
-        if changes is not None and changes.master:
-            if not self.is_managed(self._bridge(changes.master)):
-                return Action.MANAGE_FOREIGN
+        if (
+            changes is not None
+            and changes.master
+            and not self.is_managed(self._bridge(changes.master))
+        ):
+            return Action.MANAGE_FOREIGN
         return Action.MANAGE
 
     # ----------------------------------------------------------- changing
@@ -281,11 +284,15 @@ class DeviceManager:
                 attrs["mtu"] = mtu
             self.links.set(link.index, what, **attrs)
             if master is not None:
-                self.links.set(link.index, f"Could not put {handle.name} into {master.name}",
-                               master=master.index)
+                self.links.set(
+                    link.index,
+                    f"Could not put {handle.name} into {master.name}",
+                    master=master.index,
+                )
             for address in spec.addresses:
-                self.links.add_address(link.index, str(address),
-                                       f"Could not add {address} to {handle.name}")
+                self.links.add_address(
+                    link.index, str(address), f"Could not add {address} to {handle.name}"
+                )
             if spec.up:
                 self.links.set(link.index, f"Could not bring {handle.name} up", state="up")
         except BaseException:
@@ -385,7 +392,9 @@ class DeviceManager:
         tuntap = link.kind in ("tun", "tap")
         for key in ("owner", "group", "persist"):
             if key in changes.given and not tuntap:
-                raise InvalidArgument(f"'{key}' applies to TUN/TAP devices; {link.name} is not one.")
+                raise InvalidArgument(
+                    f"'{key}' applies to TUN/TAP devices; {link.name} is not one."
+                )
         if changes.mac is not None and link.kind == "tun":
             raise InvalidArgument("A TUN device has no MAC address.")
         if changes.master and link.kind == "tun":
@@ -445,13 +454,13 @@ class DeviceManager:
                     self.links.remove_address(index, address, what)
                     undo.append(lambda a=address: self.links.add_address(index, a, what))  # type: ignore[misc]
                 for address in [a for a in wanted if a not in current]:
-                    self.links.add_address(index, address, f"Could not add {address} to {link.name}")
+                    self.links.add_address(
+                        index, address, f"Could not add {address} to {link.name}"
+                    )
                     undo.append(lambda a=address: self.links.remove_address(index, a, what))  # type: ignore[misc]
             if changes.up is not None and changes.up != link.up:
                 self.links.set(index, what, state="up" if changes.up else "down")
-                undo.append(
-                    lambda: self.links.set(index, what, state="up" if link.up else "down")
-                )
+                undo.append(lambda: self.links.set(index, what, state="up" if link.up else "down"))
         except BaseException:
             for step in reversed(undo):
                 try:

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 ALLOW_USER_INTERACTION = 0x1
 
 
-class Decision(str, enum.Enum):
+class Decision(enum.StrEnum):
     """polkit's answer, as GetPermissions reports it."""
 
     YES = "yes"

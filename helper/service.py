@@ -71,7 +71,7 @@ class HelperService:
 
     @method("ListDevices", action=PUBLIC)
     async def list_devices(self, sender: str) -> list[Any]:
-        return [[to_variants(d) for d in self.devices.list()]]
+        return [[to_variants(d) for d in self.devices.list_devices()]]
 
     @method(
         "CreateDevice",

@@ -88,9 +88,9 @@ class DeviceTable:
                     if info.index in self.links:
                         delta.changed.add(info.index)
             elif kind == "deladdr" and isinstance(info, AddrInfo):
-                if self._addresses.get(info.index, {}).pop(info.address, None) is not None:
-                    if info.index in self.links:
-                        delta.changed.add(info.index)
+                old_addr = self._addresses.get(info.index, {}).pop(info.address, None)
+                if old_addr is not None and info.index in self.links:
+                    delta.changed.add(info.index)
         return delta
 
     def by_name(self, name: str) -> LinkInfo | None:

@@ -122,7 +122,9 @@ def create(name: str, flags: int, queues: int = 1) -> TunHandle:
             handle.fds.append(_open_queue(actual, flags)[0])
     except OSError as exc:
         handle.close()
-        raise Failed(f"Could not open {queues} queues on {actual}: {os.strerror(exc.errno or 0)}.") from None
+        raise Failed(
+            f"Could not open {queues} queues on {actual}: {os.strerror(exc.errno or 0)}."
+        ) from None
     return handle
 
 

@@ -31,9 +31,7 @@ IpInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 DEVICE_KEYS = frozenset(KEY_SIGNATURES)
 BRIDGE_KEYS = frozenset({"name", "mtu", "mac", "addresses", "up"})
-CHANGE_KEYS = frozenset(
-    {"mtu", "mac", "up", "addresses", "owner", "group", "persist", "master"}
-)
+CHANGE_KEYS = frozenset({"mtu", "mac", "up", "addresses", "owner", "group", "persist", "master"})
 #: Keys that ListDevices reports but a caller cannot set.
 READ_ONLY_KEYS = frozenset(
     {
@@ -147,9 +145,7 @@ def check_mtu(mtu: int) -> int:
 def check_mac(mac: str) -> str:
     """Check a unicast Ethernet address; return it in lowercase."""
     if not _MAC_RE.fullmatch(mac):
-        raise InvalidArgument(
-            f"The MAC address {mac!r} is not of the form 02:00:5e:10:00:01."
-        )
+        raise InvalidArgument(f"The MAC address {mac!r} is not of the form 02:00:5e:10:00:01.")
     octets = bytes.fromhex(mac.replace(":", ""))
     if octets[0] & 1:
         raise InvalidArgument(f"The MAC address {mac} is a multicast address.")
@@ -200,8 +196,7 @@ def check_signatures(values: Mapping[str, tuple[str, Any]], allowed: frozenset[s
         expected = KEY_SIGNATURES[key]
         if signature != expected:
             raise InvalidArgument(
-                f"The key {key!r} must hold a value of D-Bus type {expected!r}, "
-                f"not {signature!r}."
+                f"The key {key!r} must hold a value of D-Bus type {expected!r}, not {signature!r}."
             )
 
 

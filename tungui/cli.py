@@ -84,8 +84,19 @@ def _flags(device: dict[str, Any]) -> str:
 
 def format_table(devices: Sequence[dict[str, Any]]) -> str:
     """Devices as an aligned table, as ``ip -br`` would print them."""
-    header = ("NAME", "KIND", "STATE", "MTU", "FLAGS", "OWNER", "GROUP", "HELD", "MASTER",
-              "TUNGUI", "ADDRESSES")
+    header = (
+        "NAME",
+        "KIND",
+        "STATE",
+        "MTU",
+        "FLAGS",
+        "OWNER",
+        "GROUP",
+        "HELD",
+        "MASTER",
+        "TUNGUI",
+        "ADDRESSES",
+    )
     rows = [header]
     for d in devices:
         tuntap = d.get("kind") in ("tun", "tap")
@@ -106,7 +117,9 @@ def format_table(devices: Sequence[dict[str, Any]]) -> str:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1]
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        + "  "
+        + row[-1]
         for row in rows
     ]
     return "\n".join(line.rstrip() for line in lines)
@@ -247,8 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--pi", action="store_true", help="prepend packet information")
     create.add_argument("--vnet-hdr", action="store_true", help="use a virtio-net header")
     create.add_argument("--multi-queue", action="store_true", help="allow several queues")
-    create.add_argument("--queues", type=int, default=1, metavar="N",
-                        help="queues to open (with --transient)")
+    create.add_argument(
+        "--queues", type=int, default=1, metavar="N", help="queues to open (with --transient)"
+    )
     _common_link_options(create)
     create.add_argument("--master", metavar="BRIDGE", help="put the TAP into this bridge")
     create.add_argument("--up", action="store_true", help="bring the device up")

@@ -87,7 +87,7 @@ _ERRORS: dict[str, type[HelperError]] = {
 @functools.cache
 def _in_signatures() -> dict[str, str]:
     interface = next(i for i in Node.parse(interface_xml()).interfaces if i.name == INTERFACE)
-    return {m.name: "".join(a.signature for a in m.in_args) for m in interface.methods}
+    return {m.name: "".join(str(a.signature) for a in m.in_args) for m in interface.methods}
 
 
 def to_spec(values: Mapping[str, Any]) -> dict[str, Variant]:
@@ -157,7 +157,9 @@ class HelperClient:
             )
         )
         if reply is None:
-            raise HelperUnavailable("org.freedesktop.DBus.Error.NoReply", "The helper did not answer.")
+            raise HelperUnavailable(
+                "org.freedesktop.DBus.Error.NoReply", "The helper did not answer."
+            )
         if reply.message_type == MessageType.ERROR:
             error_name = reply.error_name or ""
             text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else error_name

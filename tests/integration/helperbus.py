@@ -40,5 +40,13 @@ def devices() -> dict[str, dict[str, Any]]:
 
 def busctl_argv(address: str, member: str, *args: str) -> list[str]:
     """A busctl command line calling the helper (busctl allows interactive auth)."""
-    return ["busctl", f"--address={address}", "call", BUS_NAME, OBJECT_PATH, INTERFACE, member,
-            *args]
+    return [
+        "busctl",
+        f"--address={address}",
+        "call",
+        BUS_NAME,
+        OBJECT_PATH,
+        INTERFACE,
+        member,
+        *args,
+    ]

@@ -47,8 +47,7 @@ def activating_bus() -> Iterator[tuple[DBusDaemon, Netns]]:
         f"--idle-timeout {IDLE}"
     )
     text = "\n".join(
-        exec_line if line.startswith("Exec=") else line
-        for line in SERVICE.read_text().splitlines()
+        exec_line if line.startswith("Exec=") else line for line in SERVICE.read_text().splitlines()
     )
     (services / SERVICE.name).write_text(text + "\n")
     daemon = DBusDaemon(directory, servicedir=services)
@@ -65,15 +64,19 @@ def activating_bus() -> Iterator[tuple[DBusDaemon, Netns]]:
 
 
 def test_activation_and_idle_exit(activating_bus: tuple[DBusDaemon, Netns]) -> None:
-    bus, netns = activating_bus
+    bus, _netns = activating_bus
     assert not name_has_owner(bus.address, "io.github.tungui.Helper1")
-    result = subprocess.run(busctl_argv(bus.address, "ListDevices"), capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        busctl_argv(bus.address, "ListDevices"), capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stderr + bus.log_text()
     assert result.stdout.startswith("aa{sv}")
     assert name_has_owner(bus.address, "io.github.tungui.Helper1")
-    wait_until(lambda: not name_has_owner(bus.address, "io.github.tungui.Helper1"),
-               timeout=IDLE + 10, what="the idle helper to exit")
+    wait_until(
+        lambda: not name_has_owner(bus.address, "io.github.tungui.Helper1"),
+        timeout=IDLE + 10,
+        what="the idle helper to exit",
+    )
 
 
 def test_the_helper_stays_while_it_holds_a_transient_device(
@@ -81,8 +84,11 @@ def test_the_helper_stays_while_it_holds_a_transient_device(
 ) -> None:
     bus, netns = activating_bus
     client = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(
-            """
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
             import asyncio, sys
             from tungui.client import HelperClient
 
@@ -93,8 +99,12 @@ def test_the_helper_stays_while_it_holds_a_transient_device(
 
             asyncio.run(main())
             """
-        ), bus.address],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            ),
+            bus.address,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert client.stdout is not None
@@ -102,14 +112,18 @@ def test_the_helper_stays_while_it_holds_a_transient_device(
         assert name, client.stderr.read() if client.stderr else ""
         # Several idle periods pass; the helper must hold on.
         with pytest.raises(TimeoutError):
-            wait_until(lambda: not name_has_owner(bus.address, "io.github.tungui.Helper1"),
-                       timeout=IDLE * 3, what="the helper to exit")
+            wait_until(
+                lambda: not name_has_owner(bus.address, "io.github.tungui.Helper1"),
+                timeout=IDLE * 3,
+                what="the helper to exit",
+            )
         assert netns.link(name) is not None
     finally:
         client.kill()
         client.wait()
     wait_until(lambda: netns.link(name) is None, timeout=5, what=f"{name} to go")
-    wait_until(lambda: not name_has_owner(bus.address, "io.github.tungui.Helper1"),
-               timeout=IDLE + 10, what="the idle helper to exit")
-
-
+    wait_until(
+        lambda: not name_has_owner(bus.address, "io.github.tungui.Helper1"),
+        timeout=IDLE + 10,
+        what="the idle helper to exit",
+    )

@@ -19,16 +19,18 @@ FOREIGN = "io.github.tungui.manage-foreign"
 REFUSED = "You are not allowed to"
 
 
-def test_anyone_may_list(helper: HelperProcess, clean_netns: Netns, bus: DBusDaemon,
-                         run_as_nobody: RunAsNobody) -> None:
+def test_anyone_may_list(
+    helper: HelperProcess, clean_netns: Netns, bus: DBusDaemon, run_as_nobody: RunAsNobody
+) -> None:
     name = create(mode="tap", persist=True)
     result = run_as_nobody(busctl_argv(bus.address, "ListDevices", "--json=short"))
     assert result.returncode == 0, result.stderr
     assert f'"data":"{name}"' in result.stdout
 
 
-def test_nobody_is_refused_every_change(helper: HelperProcess, clean_netns: Netns,
-                                        bus: DBusDaemon, run_as_nobody: RunAsNobody) -> None:
+def test_nobody_is_refused_every_change(
+    helper: HelperProcess, clean_netns: Netns, bus: DBusDaemon, run_as_nobody: RunAsNobody
+) -> None:
     name = create(mode="tap", persist=True)
     before = clean_netns.ip_json("link", "show")
     attempts = [
@@ -44,17 +46,38 @@ def test_nobody_is_refused_every_change(helper: HelperProcess, clean_netns: Netn
     assert clean_netns.ip_json("link", "show") == before
 
 
-def test_a_polkit_rule_lets_nobody_manage(helper: HelperProcess, clean_netns: Netns,
-                                          bus: DBusDaemon, run_as_nobody: RunAsNobody,
-                                          grant: GrantFixture) -> None:
+def test_a_polkit_rule_lets_nobody_manage(
+    helper: HelperProcess,
+    clean_netns: Netns,
+    bus: DBusDaemon,
+    run_as_nobody: RunAsNobody,
+    grant: GrantFixture,
+) -> None:
     with grant(MANAGE):
-        result = run_as_nobody(busctl_argv(bus.address, "CreateDevice", "a{sv}", "3",
-                                           "mode", "s", "tap", "name", "s", "granted0",
-                                           "persist", "b", "true"))
+        result = run_as_nobody(
+            busctl_argv(
+                bus.address,
+                "CreateDevice",
+                "a{sv}",
+                "3",
+                "mode",
+                "s",
+                "tap",
+                "name",
+                "s",
+                "granted0",
+                "persist",
+                "b",
+                "true",
+            )
+        )
         assert result.returncode == 0, result.stderr
         assert clean_netns.link("granted0") is not None
-        result = run_as_nobody(busctl_argv(bus.address, "ConfigureDevice", "sa{sv}",
-                                           "granted0", "1", "mtu", "u", "1400"))
+        result = run_as_nobody(
+            busctl_argv(
+                bus.address, "ConfigureDevice", "sa{sv}", "granted0", "1", "mtu", "u", "1400"
+            )
+        )
         assert result.returncode == 0, result.stderr
         assert clean_netns.link("granted0")["mtu"] == 1400  # type: ignore[index]
         result = run_as_nobody(busctl_argv(bus.address, "DeleteDevice", "s", "granted0"))
@@ -66,7 +89,10 @@ def test_a_polkit_rule_lets_nobody_manage(helper: HelperProcess, clean_netns: Ne
 
 
 def test_devices_tungui_did_not_create_need_the_foreign_action(
-    helper: HelperProcess, clean_netns: Netns, bus: DBusDaemon, run_as_nobody: RunAsNobody,
+    helper: HelperProcess,
+    clean_netns: Netns,
+    bus: DBusDaemon,
+    run_as_nobody: RunAsNobody,
     grant: GrantFixture,
 ) -> None:
     clean_netns.ip("tuntap", "add", "mode", "tun", "name", "other0")
@@ -84,14 +110,31 @@ def test_devices_tungui_did_not_create_need_the_foreign_action(
 
 
 def test_a_foreign_bridge_needs_the_foreign_action_to_join(
-    helper: HelperProcess, clean_netns: Netns, bus: DBusDaemon, run_as_nobody: RunAsNobody,
+    helper: HelperProcess,
+    clean_netns: Netns,
+    bus: DBusDaemon,
+    run_as_nobody: RunAsNobody,
     grant: GrantFixture,
 ) -> None:
     clean_netns.ip("link", "add", "otherbr0", "type", "bridge")
     with grant(MANAGE):
-        result = run_as_nobody(busctl_argv(bus.address, "CreateDevice", "a{sv}", "3", "mode",
-                                           "s", "tap", "master", "s", "otherbr0", "persist",
-                                           "b", "true"))
+        result = run_as_nobody(
+            busctl_argv(
+                bus.address,
+                "CreateDevice",
+                "a{sv}",
+                "3",
+                "mode",
+                "s",
+                "tap",
+                "master",
+                "s",
+                "otherbr0",
+                "persist",
+                "b",
+                "true",
+            )
+        )
         assert "did not create" in result.stderr, result.stderr
     assert [n for n in clean_netns.link_names() if n.startswith("tap")] == []
 

@@ -47,9 +47,20 @@ def _canonical(xml: str) -> Any:
 def test_live_introspection_equals_the_contract_file(helper: HelperProcess) -> None:
     # gdbus is an outside client: it knows nothing of tungui.
     result = subprocess.run(
-        ["gdbus", "introspect", "--system", "--dest", BUS_NAME, "--object-path", OBJECT_PATH,
-         "--xml"],
-        capture_output=True, text=True, check=True, env=os.environ.copy(),
+        [
+            "gdbus",
+            "introspect",
+            "--system",
+            "--dest",
+            BUS_NAME,
+            "--object-path",
+            OBJECT_PATH,
+            "--xml",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ.copy(),
     )
     assert _canonical(result.stdout) == _canonical(CONTRACT.read_text())
     for standard in ("Introspectable", "Properties", "Peer"):
@@ -58,18 +69,34 @@ def test_live_introspection_equals_the_contract_file(helper: HelperProcess) -> N
 
 def test_the_object_is_reachable_by_walking_the_tree(helper: HelperProcess) -> None:
     result = subprocess.run(
-        ["busctl", f"--address={os.environ['DBUS_SYSTEM_BUS_ADDRESS']}", "tree", BUS_NAME,
-         "--list"],
-        capture_output=True, text=True, check=True,
+        [
+            "busctl",
+            f"--address={os.environ['DBUS_SYSTEM_BUS_ADDRESS']}",
+            "tree",
+            BUS_NAME,
+            "--list",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert OBJECT_PATH in result.stdout.split()
 
 
 def test_version_property(helper: HelperProcess) -> None:
     reply = subprocess.run(
-        ["busctl", f"--address={os.environ['DBUS_SYSTEM_BUS_ADDRESS']}", "get-property",
-         BUS_NAME, OBJECT_PATH, INTERFACE, "Version"],
-        capture_output=True, text=True, check=True,
+        [
+            "busctl",
+            f"--address={os.environ['DBUS_SYSTEM_BUS_ADDRESS']}",
+            "get-property",
+            BUS_NAME,
+            OBJECT_PATH,
+            INTERFACE,
+            "Version",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert reply.stdout.strip() == f's "{__version__}"'
 
@@ -109,8 +136,13 @@ def _variant(draw: st.DrawFn, key: str) -> Variant:
 
 @st.composite
 def _specs(draw: st.DrawFn) -> dict[str, Variant]:
-    keys = draw(st.lists(st.one_of(st.sampled_from(sorted(SPEC_SIGNATURES)), st.text(_TEXT, max_size=10)),
-                         max_size=6, unique=True))
+    keys = draw(
+        st.lists(
+            st.one_of(st.sampled_from(sorted(SPEC_SIGNATURES)), st.text(_TEXT, max_size=10)),
+            max_size=6,
+            unique=True,
+        )
+    )
     return {key: draw(_variant(key)) for key in keys}
 
 
@@ -119,15 +151,22 @@ def _snapshot(netns: Netns) -> Any:
     addrs = netns.ip_json("addr", "show")
     strip = {"stats64", "operstate", "linkinfo"}
     return (
-        sorted((tuple(sorted((k, str(v)) for k, v in link.items() if k not in strip)))
-               for link in links),
+        sorted(
+            (tuple(sorted((k, str(v)) for k, v in link.items() if k not in strip)))
+            for link in links
+        ),
         sorted(str(a.get("addr_info")) for a in addrs),
     )
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(spec=_specs(), target=st.sampled_from(["fuzz0", "fuzzbr0", "nosuch0", "lo", ""]),
-       method=st.sampled_from(["CreateDevice", "ConfigureDevice", "CreateBridge"]))
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    spec=_specs(),
+    target=st.sampled_from(["fuzz0", "fuzzbr0", "nosuch0", "lo", ""]),
+    method=st.sampled_from(["CreateDevice", "ConfigureDevice", "CreateBridge"]),
+)
 def test_malformed_specs_never_hurt_the_helper(
     helper: HelperProcess, netns: Netns, spec: dict[str, Variant], target: str, method: str
 ) -> None:
@@ -145,7 +184,7 @@ def test_malformed_specs_never_hurt_the_helper(
                 call("DeleteDevice", "s", name)
     except DBusCallError as exc:
         assert exc.name in OUR_ERRORS, (exc.name, exc.message)
-        assert exc.message and "Traceback" not in exc.message and "File \"" not in exc.message
+        assert exc.message and "Traceback" not in exc.message and 'File "' not in exc.message
         assert _snapshot(netns) == before, f"{exc.name} ({exc.message}) left changes behind"
     else:
         if method == "ConfigureDevice" and target in ("nosuch0", ""):

@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from .helperbus import call, create, devices, variants
 from .stack import DBusCallError, HelperProcess, Netns, wait_until
 
 pytestmark = pytest.mark.integration
+
 
 def kernel(netns: Netns, name: str) -> dict[str, Any]:
     link = netns.link(name)
@@ -31,7 +33,11 @@ def addresses(netns: Netns, name: str) -> set[str]:
 
 @pytest.mark.parametrize("mode", ["tun", "tap"])
 def test_every_key_reaches_the_kernel(helper: HelperProcess, clean_netns: Netns, mode: str) -> None:
-    bridge = str(call("CreateBridge", "a{sv}", variants(name="labbr0", mtu=1400))[0]) if mode == "tap" else None
+    bridge = (
+        str(call("CreateBridge", "a{sv}", variants(name="labbr0", mtu=1400))[0])
+        if mode == "tap"
+        else None
+    )
     extra: dict[str, Any] = {"mac": "02:00:5e:10:00:01", "master": bridge} if mode == "tap" else {}
     name = create(
         name=f"lab{mode}%d",
@@ -69,7 +75,9 @@ def test_every_key_reaches_the_kernel(helper: HelperProcess, clean_netns: Netns,
 
 
 @pytest.mark.parametrize("mode", ["tun", "tap"])
-def test_defaults_are_the_plain_kernel_defaults(helper: HelperProcess, clean_netns: Netns, mode: str) -> None:
+def test_defaults_are_the_plain_kernel_defaults(
+    helper: HelperProcess, clean_netns: Netns, mode: str
+) -> None:
     name = create(mode=mode, persist=True)
     assert name == f"{mode}0"
     info = kernel(clean_netns, name)["linkinfo"]["info_data"]
@@ -92,15 +100,22 @@ def test_a_failing_step_leaves_nothing_behind(helper: HelperProcess, clean_netns
     # The kernel refuses an IPv6 address below IPv6's minimum MTU, after the
     # device, its persist flag and its IPv4 address were made.
     with pytest.raises(DBusCallError) as failure:
-        create(name="half0", mode="tap", persist=True, mtu=1000,
-               addresses=["192.0.2.1/24", "2001:db8::1/64"])
+        create(
+            name="half0",
+            mode="tap",
+            persist=True,
+            mtu=1000,
+            addresses=["192.0.2.1/24", "2001:db8::1/64"],
+        )
     assert failure.value.name == "io.github.tungui.Error.InvalidArgument"
     assert "2001:db8::1/64" in failure.value.message
     assert clean_netns.link_names() == before
     assert "half0" not in devices()
 
 
-def test_a_missing_bridge_is_refused_before_anything_is_made(helper: HelperProcess, clean_netns: Netns) -> None:
+def test_a_missing_bridge_is_refused_before_anything_is_made(
+    helper: HelperProcess, clean_netns: Netns
+) -> None:
     before = clean_netns.link_names()
     with pytest.raises(DBusCallError) as failure:
         create(mode="tap", persist=True, master="nosuchbr")
@@ -123,8 +138,15 @@ def test_configure_changes_the_kernel(helper: HelperProcess, clean_netns: Netns)
         "ConfigureDevice",
         "sa{sv}",
         name,
-        variants(mtu=1280, mac="02:00:5e:00:00:99", up=True, addresses=["198.51.100.7/24",
-                 "2001:db8::7/64"], owner=65534, group=65534, master=bridge),
+        variants(
+            mtu=1280,
+            mac="02:00:5e:00:00:99",
+            up=True,
+            addresses=["198.51.100.7/24", "2001:db8::7/64"],
+            owner=65534,
+            group=65534,
+            master=bridge,
+        ),
     )
     link = kernel(clean_netns, name)
     info = link["linkinfo"]["info_data"]
@@ -141,20 +163,28 @@ def test_configure_changes_the_kernel(helper: HelperProcess, clean_netns: Netns)
     assert addresses(clean_netns, name) == set()
 
 
-def test_a_failing_change_undoes_the_earlier_ones(helper: HelperProcess, clean_netns: Netns) -> None:
+def test_a_failing_change_undoes_the_earlier_ones(
+    helper: HelperProcess, clean_netns: Netns
+) -> None:
     name = create(mode="tap", persist=True, addresses=["192.0.2.1/24"])
     before = kernel(clean_netns, name)
     with pytest.raises(DBusCallError):
         # MTU 1000 is applied first, then IPv6 refuses the address.
-        call("ConfigureDevice", "sa{sv}", name,
-             variants(mtu=1000, addresses=["2001:db8::1/64"], up=True))
+        call(
+            "ConfigureDevice",
+            "sa{sv}",
+            name,
+            variants(mtu=1000, addresses=["2001:db8::1/64"], up=True),
+        )
     after = kernel(clean_netns, name)
     assert after["mtu"] == before["mtu"]
     assert after["flags"] == before["flags"]
     assert addresses(clean_netns, name) == {"192.0.2.1/24"}
 
 
-def test_turning_persist_off_hands_the_device_to_the_caller(helper: HelperProcess, clean_netns: Netns) -> None:
+def test_turning_persist_off_hands_the_device_to_the_caller(
+    helper: HelperProcess, clean_netns: Netns
+) -> None:
     name = create(mode="tun", persist=True)
     # bus_call's connection closes right after the reply: the device, now
     # transient and held for that connection, goes with it.
@@ -174,7 +204,9 @@ def test_delete_removes_devices_and_bridges(helper: HelperProcess, clean_netns: 
     assert failure.value.name == "io.github.tungui.Error.NotFound"
 
 
-def test_persistent_devices_stay_managed_across_a_helper_restart(helper: HelperProcess, clean_netns: Netns) -> None:
+def test_persistent_devices_stay_managed_across_a_helper_restart(
+    helper: HelperProcess, clean_netns: Netns
+) -> None:
     name = create(mode="tap", persist=True)
     helper.stop()
     helper.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,11 +53,13 @@ def _removed_names(signals: Signals) -> set[str]:
     return {n for _, removed in signals for n in removed}
 
 
-def test_a_device_made_in_a_terminal_is_announced(helper: HelperProcess, clean_netns: Netns) -> None:
+def test_a_device_made_in_a_terminal_is_announced(
+    helper: HelperProcess, clean_netns: Netns
+) -> None:
     ip = ["ip", "-n", clean_netns.name]
     signals = asyncio.run(
         _watch_while(
-            [ip + ["tuntap", "add", "mode", "tap", "name", "term0"]],
+            [[*ip, "tuntap", "add", "mode", "tap", "name", "term0"]],
             lambda s: "term0" in _updated_names(s),
         )
     )
@@ -65,7 +68,7 @@ def test_a_device_made_in_a_terminal_is_announced(helper: HelperProcess, clean_n
 
     signals = asyncio.run(
         _watch_while(
-            [ip + ["tuntap", "del", "mode", "tap", "name", "term0"]],
+            [[*ip, "tuntap", "del", "mode", "tap", "name", "term0"]],
             lambda s: "term0" in _removed_names(s),
         )
     )
@@ -86,6 +89,6 @@ def test_a_burst_of_changes_is_batched(helper: HelperProcess, clean_netns: Netns
             )
         )
     finally:
-        os.unlink(path)
+        Path(path).unlink()
     # 120 netlink events; a handful of signals (one per 50 ms at most).
     assert len(signals) < 20, f"{len(signals)} signals for 120 new bridges"

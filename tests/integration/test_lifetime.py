@@ -35,8 +35,9 @@ CLIENT = textwrap.dedent(
 def test_sigkill_of_a_client_takes_its_transient_devices(
     helper: HelperProcess, clean_netns: Netns
 ) -> None:
-    client = subprocess.Popen([sys.executable, "-c", CLIENT], stdout=subprocess.PIPE, text=True,
-                              env=os.environ.copy())
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
     try:
         assert client.stdout is not None
         transient, persistent = client.stdout.readline().split()
@@ -47,8 +48,11 @@ def test_sigkill_of_a_client_takes_its_transient_devices(
     finally:
         client.send_signal(signal.SIGKILL)
         client.wait()
-    wait_until(lambda: clean_netns.link(transient) is None, timeout=1.0,
-               what=f"{transient} to go within a second of SIGKILL")
+    wait_until(
+        lambda: clean_netns.link(transient) is None,
+        timeout=1.0,
+        what=f"{transient} to go within a second of SIGKILL",
+    )
     assert clean_netns.link(persistent) is not None
     assert transient not in devices() and persistent in devices()
 
@@ -56,8 +60,9 @@ def test_sigkill_of_a_client_takes_its_transient_devices(
 def test_the_helper_stopping_takes_the_transient_devices_it_holds(
     helper: HelperProcess, clean_netns: Netns
 ) -> None:
-    client = subprocess.Popen([sys.executable, "-c", CLIENT], stdout=subprocess.PIPE, text=True,
-                              env=os.environ.copy())
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
     try:
         assert client.stdout is not None
         transient, persistent = client.stdout.readline().split()

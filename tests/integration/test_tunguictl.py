@@ -24,14 +24,27 @@ def _argv() -> list[str]:
 
 
 def tunguictl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*_argv(), *args], capture_output=True, text=True, timeout=30,
-                          env=env or os.environ.copy())
+    return subprocess.run(
+        [*_argv(), *args], capture_output=True, text=True, timeout=30, env=env or os.environ.copy()
+    )
 
 
 def test_create_list_set_delete(helper: HelperProcess, clean_netns: Netns) -> None:
-    result = tunguictl("create", "tap", "cli%d", "--owner", "nobody", "--mtu", "1400",
-                       "--address", "192.0.2.9/24", "--address", "2001:db8::9/64", "--up",
-                       "--vnet-hdr")
+    result = tunguictl(
+        "create",
+        "tap",
+        "cli%d",
+        "--owner",
+        "nobody",
+        "--mtu",
+        "1400",
+        "--address",
+        "192.0.2.9/24",
+        "--address",
+        "2001:db8::9/64",
+        "--up",
+        "--vnet-hdr",
+    )
     assert result.returncode == 0, result.stderr
     name = result.stdout.strip()
     assert name == "cli0"
@@ -56,7 +69,8 @@ def test_create_list_set_delete(helper: HelperProcess, clean_netns: Netns) -> No
     link = clean_netns.link(name)
     assert link is not None and link["mtu"] == 1300 and "UP" not in link["flags"]
     assert clean_netns.ip_json("addr", "show", "dev", name)[0]["addr_info"] == [] or all(
-        a["local"].startswith("fe80") for a in clean_netns.ip_json("addr", "show", "dev", name)[0]["addr_info"]
+        a["local"].startswith("fe80")
+        for a in clean_netns.ip_json("addr", "show", "dev", name)[0]["addr_info"]
     )
 
     assert tunguictl("delete", name).returncode == 0
@@ -66,7 +80,8 @@ def test_create_list_set_delete(helper: HelperProcess, clean_netns: Netns) -> No
 def test_errors_have_messages_and_exit_codes(helper: HelperProcess, clean_netns: Netns) -> None:
     result = tunguictl("delete", "nosuch0")
     assert (result.returncode, result.stderr.strip()) == (
-        1, "tunguictl: There is no device named nosuch0."
+        1,
+        "tunguictl: There is no device named nosuch0.",
     )
     result = tunguictl("create", "tap", "--mtu", "10")
     assert result.returncode == 2
@@ -91,9 +106,16 @@ def test_unprivileged_user_is_refused_with_status_4(
     assert clean_netns.link("denied0") is None
 
 
-def test_transient_device_lives_while_tunguictl_runs(helper: HelperProcess, clean_netns: Netns) -> None:
-    proc = subprocess.Popen([*_argv(), "create", "tun", "--transient"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+def test_transient_device_lives_while_tunguictl_runs(
+    helper: HelperProcess, clean_netns: Netns
+) -> None:
+    proc = subprocess.Popen(
+        [*_argv(), "create", "tun", "--transient"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     try:
         assert proc.stdout is not None
         name = proc.stdout.readline().strip()

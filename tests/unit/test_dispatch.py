@@ -18,7 +18,11 @@ def _bind(service: object) -> Any:
 def test_the_service_declares_every_method_of_the_contract() -> None:
     bound = _bind(HelperService.__new__(HelperService))
     assert set(bound) == {
-        "ListDevices", "CreateDevice", "CreateBridge", "DeleteDevice", "ConfigureDevice",
+        "ListDevices",
+        "CreateDevice",
+        "CreateBridge",
+        "DeleteDevice",
+        "ConfigureDevice",
         "GetPermissions",
     }
     public = {name for name, b in bound.items() if b.declaration.action is PUBLIC}
@@ -28,7 +32,7 @@ def test_the_service_declares_every_method_of_the_contract() -> None:
 def test_a_method_without_a_declaration_cannot_be_exported() -> None:
     class Forgetful(HelperService):
         # Overriding without the decorator drops the declaration.
-        async def create_device(self, sender: str, spec: Any) -> list[Any]:  # type: ignore[override]
+        async def create_device(self, sender: str, spec: Any) -> list[Any]:
             return ["tap0"]
 
     with pytest.raises(TypeError, match="CreateDevice is in the interface XML but has no handler"):
@@ -92,8 +96,17 @@ def _call(sender: str, member: str = "CreateBridge", flags: int = 0) -> Any:
 
     from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH
 
-    return Message(destination=BUS_NAME, path=OBJECT_PATH, interface=INTERFACE, member=member,
-                   signature="a{sv}", body=[{}], sender=sender, serial=7, flags=flags)
+    return Message(
+        destination=BUS_NAME,
+        path=OBJECT_PATH,
+        interface=INTERFACE,
+        member=member,
+        signature="a{sv}",
+        body=[{}],
+        sender=sender,
+        serial=7,
+        flags=flags,
+    )
 
 
 def test_one_caller_at_a_password_prompt_does_not_block_another() -> None:

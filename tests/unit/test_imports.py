@@ -13,14 +13,19 @@ def test_helper_never_imports_qt_or_the_front_end() -> None:
         "('PySide6', 'shiboken6', 'PyQt5', 'PyQt6', 'tungui'));"
         "print(','.join(bad))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == ""
 
 
 def test_client_and_cli_need_no_qt() -> None:
     code = (
         "import sys, tungui.cli, tungui.client;"
-        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6'))))"
+        "qt = ('PySide6', 'shiboken6');"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in qt)))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == ""

@@ -8,8 +8,15 @@ from tungui_helper.table import Delta, DeviceTable
 
 def link(index: int, name: str, kind: str = "tap", **changes: object) -> LinkInfo:
     values: dict[str, object] = dict(
-        index=index, name=name, kind=kind, mtu=1500, mac="02:00:00:00:00:01", up=False,
-        operstate="down", master=0, alias="",
+        index=index,
+        name=name,
+        kind=kind,
+        mtu=1500,
+        mac="02:00:00:00:00:01",
+        up=False,
+        operstate="down",
+        master=0,
+        alias="",
     )
     values.update(changes)
     return LinkInfo(**values)  # type: ignore[arg-type]
