@@ -28,6 +28,7 @@ from dbus_fast.introspection import Node
 from .contract import INTERFACE, OBJECT_PATH, Action, ErrorName, interface_xml
 from .errors import HelperError, InvalidArgument, NotAuthorized
 from .polkit import Authority, Decision
+from .wire import wire
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ class Dispatcher:
         try:
             reply = await self._run(bound, msg)
         except HelperError as exc:
-            reply = Message.new_error(msg, exc.error_name.value, exc.message)
+            reply = Message.new_error(msg, exc.error_name.value, wire(exc.message))
         except Exception:
             # The operator gets the traceback in the journal; the caller a
             # sentence. No traceback ever crosses the bus.

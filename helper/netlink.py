@@ -84,6 +84,13 @@ class AddrInfo:
     link_local: bool
 
 
+def _text(value: Any) -> str:
+    """A netlink string attribute as str (names are bytes, not always UTF-8)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape").rstrip("\0")
+    return str(value or "")
+
+
 def _link(msg: Any) -> LinkInfo:
     kind = ""
     tun: dict[str, int] = {}
@@ -115,14 +122,14 @@ def _link(msg: Any) -> LinkInfo:
         queues = int(carrier) if kind in ("tun", "tap") else 0
     return LinkInfo(
         index=int(msg["index"]),
-        name=msg.get_attr("IFLA_IFNAME") or "",
+        name=_text(msg.get_attr("IFLA_IFNAME")),
         kind=kind,
         mtu=int(msg.get_attr("IFLA_MTU") or 0),
         mac=(msg.get_attr("IFLA_ADDRESS") or "") if kind != "tun" else "",
         up=bool(msg["flags"] & IFF_UP),
         operstate=(msg.get_attr("IFLA_OPERSTATE") or "UNKNOWN").lower(),
         master=int(msg.get_attr("IFLA_MASTER") or 0),
-        alias=msg.get_attr("IFLA_IFALIAS") or "",
+        alias=_text(msg.get_attr("IFLA_IFALIAS")),
         carrier=carrier,
         pi=bool(tun.get("PI", 0)),
         vnet_hdr=bool(tun.get("VNET_HDR", 0)),

@@ -15,6 +15,7 @@ from .devices import DeviceManager
 from .dispatch import PUBLIC, Dispatcher, method
 from .polkit import Authority
 from .table import Delta
+from .wire import wire
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,20 @@ _NAME_OWNER_GONE = (
 
 
 def to_variants(device: dict[str, Any]) -> dict[str, Variant]:
-    """A device dict as D-Bus variants."""
-    return {key: Variant(DEVICE_SIGNATURES[key], value) for key, value in device.items()}
+    """A device dict as D-Bus variants, its text made safe for the bus."""
+    variants = {}
+    for key, value in device.items():
+        signature = DEVICE_SIGNATURES[key]
+        if signature == "s":
+            value = wire(value)
+        elif signature == "as":
+            value = [wire(v) for v in value]
+        variants[key] = Variant(signature, value)
+    return variants
 
 
 def _name(value: Any) -> str:
-    return validate.check_name(value)
+    return validate.check_target(value)
 
 
 def _ignore(value: Any) -> Any:
@@ -131,7 +140,7 @@ class HelperService:
             link = self.devices.table.links.get(index)
             if link is not None and link.kind in ("tun", "tap", "bridge"):
                 updated.append(to_variants(self.devices.describe(link)))
-        removed = sorted(set(delta.removed.values()))
+        removed = sorted({wire(name) for name in delta.removed.values()})
         if not updated and not removed:
             return
         self.bus.send(

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .netlink import AddrInfo, Event, LinkInfo
+from .wire import wire
 
 LISTED_KINDS = frozenset({"tun", "tap", "bridge"})
 
@@ -67,9 +68,10 @@ class DeviceTable:
             if kind == "link" and isinstance(info, LinkInfo):
                 old = self.links.get(info.index)
                 if old is not None and old.name != info.name:
-                    self._names.pop(old.name, None)
+                    self._forget_name(old.name, info.index)
                 self.links[info.index] = info
                 self._names[info.name] = info.index
+                self._names.setdefault(wire(info.name), info.index)
                 if old != info:
                     delta.changed.add(info.index)
                     delta.removed.pop(info.index, None)
@@ -77,8 +79,7 @@ class DeviceTable:
                 gone = self.links.pop(info, None)
                 self._addresses.pop(info, None)
                 if gone is not None:
-                    if self._names.get(gone.name) == info:
-                        del self._names[gone.name]
+                    self._forget_name(gone.name, info)
                     delta.changed.discard(info)
                     delta.removed[info] = gone.name
             elif kind == "addr" and isinstance(info, AddrInfo):
@@ -92,6 +93,11 @@ class DeviceTable:
                 if old_addr is not None and info.index in self.links:
                     delta.changed.add(info.index)
         return delta
+
+    def _forget_name(self, name: str, index: int) -> None:
+        for key in (name, wire(name)):
+            if self._names.get(key) == index:
+                del self._names[key]
 
     def by_name(self, name: str) -> LinkInfo | None:
         """The link of that name, if there is one."""

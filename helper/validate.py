@@ -118,10 +118,16 @@ def check_name(name: str, *, what: str = "name", template: bool = False) -> str:
     if name in (".", ".."):
         raise InvalidArgument(f"The {what} cannot be {name!r}.")
     for char in name:
-        if char == "/" or char == ":" or char.isspace() or not char.isprintable():
+        # Stricter than the kernel, as systemd is: other tools break on
+        # names that are not printable ASCII.
+        if char in "/:":
             raise InvalidArgument(
-                f"The {what} {name!r} contains {char!r}; interface names cannot "
-                "contain '/', ':', whitespace or control characters."
+                f"The {what} {name!r} contains {char!r}; interface names cannot contain '/' or ':'."
+            )
+        if not (char.isascii() and char.isprintable()) or char.isspace():
+            raise InvalidArgument(
+                f"The {what} {ascii(name)} contains {ascii(char)}; interface names are "
+                "printable ASCII without whitespace."
             )
     if "%" in name:
         if not template:
@@ -132,6 +138,17 @@ def check_name(name: str, *, what: str = "name", template: bool = False) -> str:
                 f"The {what} {name!r} is not a valid template: it may contain one "
                 "'%d' and no other '%'."
             )
+    return name
+
+
+def check_target(name: str) -> str:
+    """Check the name of an existing device a caller wants to act on.
+
+    Looser than :func:`check_name`: devices made by others may have names
+    tungui would not give, which the helper lists in an escaped form.
+    """
+    if not name or len(name) > 4 * IFNAMSIZ or "/" in name:
+        raise InvalidArgument(f"{ascii(name)} is not the name of a network device.")
     return name
 
 

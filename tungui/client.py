@@ -27,6 +27,7 @@ from tungui_helper.contract import (
     ErrorName,
     interface_xml,
 )
+from tungui_helper.wire import ASCII_ONLY
 
 DevicesChanged = Callable[[list[dict[str, Any]], list[str]], None]
 
@@ -90,6 +91,16 @@ def _in_signatures() -> dict[str, str]:
     return {m.name: "".join(str(a.signature) for a in m.in_args) for m in interface.methods}
 
 
+def _text(value: str) -> str:
+    # dbus-fast 1.84 would send a malformed message and lose the connection.
+    if ASCII_ONLY and not value.isascii():
+        raise InvalidArgument(
+            ErrorName.INVALID_ARGUMENT.value,
+            f"{ascii(value)} is not ASCII, which this version of dbus-fast cannot send.",
+        )
+    return value
+
+
 def to_spec(values: Mapping[str, Any]) -> dict[str, Variant]:
     """Wrap a spec or change set in the D-Bus types the contract gives each key.
 
@@ -102,7 +113,9 @@ def to_spec(values: Mapping[str, Any]) -> dict[str, Variant]:
         if signature is None:
             raise InvalidArgument(ErrorName.INVALID_ARGUMENT.value, f"Unknown key {key!r}.")
         if signature == "as":
-            value = [str(v) for v in value]
+            value = [_text(str(v)) for v in value]
+        elif signature == "s":
+            value = _text(value)
         spec[key] = Variant(signature, value)
     return spec
 
@@ -186,13 +199,13 @@ class HelperClient:
 
     async def delete_device(self, name: str, *, interactive: bool = True) -> None:
         """Remove a device or bridge."""
-        await self._call("DeleteDevice", name, interactive=interactive)
+        await self._call("DeleteDevice", _text(name), interactive=interactive)
 
     async def configure_device(
         self, name: str, changes: Mapping[str, Any], *, interactive: bool = True
     ) -> None:
         """Change a device: all of ``changes`` or none of them."""
-        await self._call("ConfigureDevice", name, to_spec(changes), interactive=interactive)
+        await self._call("ConfigureDevice", _text(name), to_spec(changes), interactive=interactive)
 
     async def get_permissions(self) -> dict[str, str]:
         """polkit's answer per action for this caller: yes, auth or no."""

@@ -18,13 +18,14 @@ def spec(**values: Any) -> dict[str, tuple[str, Any]]:
     return {key: (SPEC_SIGNATURES[key], value) for key, value in values.items()}
 
 
-@pytest.mark.parametrize("name", ["tap0", "a", "x" * 15, "tun-é", "br_lab.1"])
+@pytest.mark.parametrize("name", ["tap0", "a", "x" * 15, "br_lab.1", "lab-1+x"])
 def test_valid_names(name: str) -> None:
     assert check_name(name) == name
 
 
 @pytest.mark.parametrize(
-    "name", ["", "x" * 16, "é" * 8, ".", "..", "a/b", "a b", "a:b", "tab\t", "a\x00b", "tap%d"]
+    "name",
+    ["", "x" * 16, "é" * 8, "tun-é", ".", "..", "a/b", "a b", "a:b", "tab\t", "a\x00b", "tap%d"],
 )
 def test_invalid_names(name: str) -> None:
     with pytest.raises(InvalidArgument):
@@ -152,3 +153,12 @@ def test_any_input_is_accepted_or_refused_by_name(values: dict[str, tuple[str, A
             check(values)
         except InvalidArgument as exc:
             assert exc.message and "Traceback" not in exc.message
+
+
+def test_wire_text_is_always_encodable() -> None:
+    from tungui_helper.wire import ASCII_ONLY, wire
+
+    # A name with bytes that are not UTF-8, as the kernel allows.
+    assert wire("lab\udcff0") == "lab\\xff0"
+    assert wire("é0") == ("\\xe90" if ASCII_ONLY else "é0")
+    assert wire("tap0") == "tap0"

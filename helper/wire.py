@@ -1,0 +1,45 @@
+"""Strings the helper puts on the bus, made safe for every supported dbus-fast.
+
+Two hazards, both of which would cost the helper its bus connection or a
+whole reply:
+
+* dbus-fast 1.84 (Debian 12's python3-dbus-fast) writes the length of a
+  string in characters instead of bytes, so a message holding any non-ASCII
+  text is malformed and dbus-daemon drops the sender.  Where the installed
+  dbus-fast has that bug, non-ASCII text is sent backslash-escaped.
+* Interface names are bytes to the kernel and need not be UTF-8; D-Bus
+  strings must be.  Such names are sent with their bytes escaped.
+
+Callers may use the escaped form of a name to address the device.
+"""
+
+from __future__ import annotations
+
+from dbus_fast import Message
+
+
+def _counts_characters() -> bool:
+    """Whether this dbus-fast marshals a string's length in characters."""
+    probe = Message(path="/", interface="a.b", member="M", signature="s", body=["\u00e9"], serial=1)
+    try:
+        data = bytes(probe._marshall(False))
+    except Exception:  # a private API; assume the fixed behaviour if it moved
+        return False
+    # The body is the last string: uint32 length, the 2 UTF-8 bytes, NUL.
+    return int.from_bytes(data[-7:-3], "little" if data[0:1] == b"l" else "big") == 1
+
+
+#: True with dbus-fast 1.84's string-length bug.
+ASCII_ONLY = _counts_characters()
+
+
+def wire(text: str) -> str:
+    """``text`` as it can safely travel on this bus connection."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 arrive as surrogate escapes.
+        text = text.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+    if ASCII_ONLY and not text.isascii():
+        text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return text
