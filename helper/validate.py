@@ -126,7 +126,7 @@ def check_name(name: str, *, what: str = "name", template: bool = False) -> str:
             )
         if not (char.isascii() and char.isprintable()) or char.isspace():
             raise InvalidArgument(
-                f"The {what} {ascii(name)} contains {ascii(char)}; interface names are "
+                f"The {what} {name!a} contains {char!a}; interface names are "
                 "printable ASCII without whitespace."
             )
     if "%" in name:
@@ -148,7 +148,7 @@ def check_target(name: str) -> str:
     tungui would not give, which the helper lists in an escaped form.
     """
     if not name or len(name) > 4 * IFNAMSIZ or "/" in name:
-        raise InvalidArgument(f"{ascii(name)} is not the name of a network device.")
+        raise InvalidArgument(f"{name!a} is not the name of a network device.")
     return name
 
 

@@ -96,7 +96,7 @@ def _text(value: str) -> str:
     if ASCII_ONLY and not value.isascii():
         raise InvalidArgument(
             ErrorName.INVALID_ARGUMENT.value,
-            f"{ascii(value)} is not ASCII, which this version of dbus-fast cannot send.",
+            f"{value!a} is not ASCII, which this version of dbus-fast cannot send.",
         )
     return value
 
