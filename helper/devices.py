@@ -283,6 +283,7 @@ class DeviceManager:
             if mtu is not None:
                 attrs["mtu"] = mtu
             self.links.set(link.index, what, **attrs)
+            self.links.announce(handle.name)
             if master is not None:
                 self.links.set(
                     link.index,

@@ -17,11 +17,13 @@ import asyncio
 import concurrent.futures
 import errno
 import ipaddress
+import logging
 import os
 import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pyroute2 import IPRoute
@@ -34,6 +36,8 @@ from pyroute2.netlink.rtnl import (
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from .errors import Exists, Failed, HelperError, InvalidArgument, NotFound
+
+log = logging.getLogger(__name__)
 
 RTM_NEWLINK = 16
 RTM_DELLINK = 17
@@ -298,6 +302,18 @@ class Links:
                 return
             raise netlink_error(exc, what) from None
 
+    def announce(self, name: str) -> None:
+        """Ask udev to look at a device again, now that it carries our alias.
+
+        udev's 85-tungui-unmanaged.rules then marks it NM_UNMANAGED, which
+        keeps NetworkManager away.  Best effort: without udev (or with /sys
+        read-only) nothing listens and nothing is lost.
+        """
+        try:
+            Path("/sys/class/net", name, "uevent").write_text("change")
+        except OSError as exc:
+            log.debug("could not trigger a uevent for %s: %s", name, exc)
+
     def delete(self, index: int, what: str) -> None:
         """Remove a link."""
         try:
@@ -323,6 +339,7 @@ class Links:
         except HelperError:
             self.delete(index, f"Could not remove {name}")
             raise
+        self.announce(name)
         return index
 
     def lookup(self, name: str) -> LinkInfo | None:
