@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 
 import pytest
 
@@ -32,20 +34,29 @@ CLIENT = textwrap.dedent(
 )
 
 
-def test_sigkill_of_a_client_takes_its_transient_devices(
-    helper: HelperProcess, clean_netns: Netns
-) -> None:
+@contextlib.contextmanager
+def client_holding_devices() -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    """A client (a process of its own) that made a transient and a persistent device."""
     client = subprocess.Popen(
         [sys.executable, "-c", CLIENT], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
     )
     try:
         assert client.stdout is not None
         transient, persistent = client.stdout.readline().split()
+        yield client, transient, persistent
+    finally:
+        client.kill()
+        client.wait()
+
+
+def test_sigkill_of_a_client_takes_its_transient_devices(
+    helper: HelperProcess, clean_netns: Netns
+) -> None:
+    with client_holding_devices() as (client, transient, persistent):
         assert clean_netns.link(transient) is not None
         listed = devices()
         assert listed[transient]["transient"] is True and listed[transient]["held"] is True
         assert listed[persistent]["transient"] is False
-    finally:
         client.send_signal(signal.SIGKILL)
         client.wait()
     wait_until(
@@ -60,18 +71,12 @@ def test_sigkill_of_a_client_takes_its_transient_devices(
 def test_the_helper_stopping_takes_the_transient_devices_it_holds(
     helper: HelperProcess, clean_netns: Netns
 ) -> None:
-    client = subprocess.Popen(
-        [sys.executable, "-c", CLIENT], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
-    )
     try:
-        assert client.stdout is not None
-        transient, persistent = client.stdout.readline().split()
-        helper.stop()
-        assert clean_netns.link(transient) is None
-        assert clean_netns.link(persistent) is not None
+        with client_holding_devices() as (_client, transient, persistent):
+            helper.stop()
+            assert clean_netns.link(transient) is None
+            assert clean_netns.link(persistent) is not None
     finally:
-        client.kill()
-        client.wait()
         helper.start()
 
 

@@ -1,0 +1,518 @@
+#!/usr/bin/env python3
+"""How fast the helper creates, deletes and lists devices, beside ``ip``.
+
+Brings up the real stack of the integration tests (a private system bus,
+the real polkitd, the helper as root in a network namespace of its own; see
+tests/integration/stack.py) and measures, in one invocation:
+
+1. ``--count`` TAP devices created, then deleted, one D-Bus call each
+   (CreateDevice ``{"mode": "tap", "name": "bt%d", "persist": true}``, then
+   DeleteDevice by name) on one client connection, as root, each call
+   authorized by polkit; beside ``ip tuntap add`` / ``ip tuntap del``, one
+   process per device, in a second namespace.
+2. ListDevices with ``--listed`` TAP devices present (made by one
+   ``ip -batch``): median and p90 of ``--repeat`` round trips, client side,
+   unmarshalled into Python values; beside the wall time of the process
+   ``ip -d -s -j link show`` in the same namespace.
+3. The helper's start, with those devices present, until its first answer.
+
+Needs root.  Touches nothing outside the namespaces it makes, except
+polkit's actions directory (the policy file is installed for the run and
+removed after, as the integration tests do).
+
+    sudo .venv/bin/python bench/helper_devices.py [--count 200] [--listed 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The integration tests' stack (``integration.stack``) is the real stack.
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+
+from dbus_fast import Message, MessageType  # noqa: E402
+from integration import stack  # noqa: E402
+
+if TYPE_CHECKING:
+    from tungui.client import HelperClient
+
+#: Namespaces of a run are tungui-bench-<pid> (the helper's) and
+#: tungui-bench-<pid>-ip (the ip loop's); a dead pid means a killed run.
+NETNS_PREFIX = "tungui-bench-"
+
+TAP_SPEC: dict[str, Any] = {"mode": "tap", "name": "bt%d", "persist": True}
+
+VERSIONS_CODE = """\
+import importlib.metadata as m, json, platform, sys
+import dbus_fast.message
+print(json.dumps({
+    "python": platform.python_version(),
+    "executable": sys.executable,
+    "dbus-fast": m.version("dbus-fast"),
+    "compiled": dbus_fast.message.__file__.endswith(".so"),
+    "pyroute2": m.version("pyroute2"),
+}))
+"""
+
+
+def log(text: str) -> None:
+    """Progress, on stderr; the figures go to stdout."""
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# Figures
+
+
+@dataclass
+class Figures:
+    versions_helper: dict[str, Any] = field(default_factory=dict)
+    versions_client: dict[str, Any] = field(default_factory=dict)
+    count: int = 0
+    helper_create: float = 0.0
+    helper_delete: float = 0.0
+    ip_add: float = 0.0
+    ip_del: float = 0.0
+    listed: int = 0
+    batch_seconds: float = 0.0
+    seen_after: float = 0.0
+    list_times: list[float] = field(default_factory=list)
+    ip_show_times: list[float] = field(default_factory=list)
+    reply_devices: int = 0
+    starts: list[float] = field(default_factory=list)
+    owned: list[float] = field(default_factory=list)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def p90(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=10, method="inclusive")[8]
+
+
+def verdict(ratio: float) -> str:
+    return "met" if ratio <= 1.0 else "MISSED"
+
+
+def versions_line(label: str, v: dict[str, Any]) -> str:
+    build = "compiled" if v["compiled"] else "pure Python"
+    return (
+        f"{label}: Python {v['python']} ({v['executable']}), "
+        f"dbus-fast {v['dbus-fast']} ({build}), pyroute2 {v['pyroute2']}"
+    )
+
+
+def report(f: Figures) -> str:
+    lines = [versions_line("helper", f.versions_helper)]
+    if f.versions_client != f.versions_helper:
+        lines.append(versions_line("client", f.versions_client))
+    ip_version = stack.run(["ip", "-V"], check=False).stdout.strip()
+    lines.append(f"kernel {platform.release()}, {ip_version}, {os.cpu_count()} CPUs")
+    lines.append("")
+
+    total_helper = f.helper_create + f.helper_delete
+    total_ip = f.ip_add + f.ip_del
+    ratio = total_helper / total_ip
+    head = f"create+delete {f.count} TAP"
+    lines.append(
+        f"{head:<27} helper {total_helper:6.2f} s   ip loop {total_ip:6.2f} s   "
+        f"ratio {ratio:4.2f}  (target <= 1: {verdict(ratio)})"
+    )
+    for what, h, i in (
+        ("create", f.helper_create, f.ip_add),
+        ("delete", f.helper_delete, f.ip_del),
+    ):
+        lines.append(
+            f"  {what} only{'':<16} helper {h:6.2f} s   ip loop {i:6.2f} s   "
+            f"ratio {h / i:4.2f}   ({1000 * h / f.count:.1f} vs {1000 * i / f.count:.1f} ms each)"
+        )
+
+    lm, l90 = 1000 * median(f.list_times), 1000 * p90(f.list_times)
+    im, i90 = 1000 * median(f.ip_show_times), 1000 * p90(f.ip_show_times)
+    ratio = lm / im
+    head = f"ListDevices, {f.listed} devices"
+    lines.append(
+        f"{head:<27} helper {lm:6.1f} ms (p90 {l90:.1f})   "
+        f"ip -d -s -j {im:6.1f} ms (p90 {i90:.1f})   ratio {ratio:4.2f}  "
+        f"(target <= 1: {verdict(ratio)})"
+    )
+    lines.append(
+        f"  ({len(f.list_times)} calls each; the reply held {f.reply_devices} devices; "
+        f"ip -batch made them in {f.batch_seconds:.2f} s, "
+        f"the helper listed all {f.seen_after:.2f} s after)"
+    )
+    runs = " ".join(f"{s:.2f}" for s in f.starts)
+    lines.append(
+        f"helper start to first answer with {f.listed} devices: {median(f.starts):.2f} s "
+        f"(median of {len(f.starts)}: {runs}; name owned after {median(f.owned):.2f} s)"
+    )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# The stack
+
+
+class TimedHelper(stack.HelperProcess):
+    """The stack's helper, noting when it is spawned.
+
+    ``start`` reads :attr:`argv` right before it spawns the process, so the
+    last read is the moment of the spawn.
+    """
+
+    spawned_at = 0.0
+
+    @property
+    def argv(self) -> list[str]:
+        self.spawned_at = time.perf_counter()
+        return super().argv
+
+
+def remove_stale_netns() -> None:
+    """Delete namespaces of benchmark runs that died without cleaning up."""
+    for line in stack.run(["ip", "netns", "list"]).stdout.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        pid = name.removeprefix(NETNS_PREFIX).removesuffix("-ip")
+        if name.startswith(NETNS_PREFIX) and pid.isdigit() and not stack.pid_alive(int(pid)):
+            log(f"removing the namespace {name} of a dead run")
+            stack.run(["ip", "netns", "del", name], check=False)
+
+
+def python_versions(python: str, env: dict[str, str]) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(
+        stack.run([python, "-c", VERSIONS_CODE], env=env, cwd=REPO_ROOT).stdout
+    )
+    return result
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process (all its threads), in clock ticks."""
+    stat = Path(f"/proc/{pid}/stat").read_text("ascii")
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])
+
+
+async def wait_idle(pid: int, *, timeout: float = 60.0) -> None:
+    """Wait until a process has used no CPU for half a second."""
+    deadline = time.perf_counter() + timeout
+    before = cpu_ticks(pid)
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(0.5)
+        now = cpu_ticks(pid)
+        if now - before <= 1:
+            return
+        before = now
+    raise TimeoutError(f"process {pid} did not settle within {timeout:g} s")
+
+
+# --------------------------------------------------------------------------
+# The measurements
+
+
+def ip_loop(netns: stack.Netns, count: int) -> tuple[float, float]:
+    """``ip tuntap add`` then ``del``, one process per device; the two wall times."""
+    add = [
+        ["ip", "-n", netns.name, "tuntap", "add", "mode", "tap", "name", f"rt{i}"]
+        for i in range(count)
+    ]
+    delete = [
+        ["ip", "-n", netns.name, "tuntap", "del", "mode", "tap", "name", f"rt{i}"]
+        for i in range(count)
+    ]
+    t0 = time.perf_counter()
+    for argv in add:
+        stack.run(argv)
+    t1 = time.perf_counter()
+    made = sum(name.startswith("rt") for name in netns.link_names())
+    t2 = time.perf_counter()
+    for argv in delete:
+        stack.run(argv)
+    t3 = time.perf_counter()
+    if made != count:
+        raise stack.StackError(f"the ip loop made {made} devices, not {count}")
+    return t1 - t0, t3 - t2
+
+
+async def helper_loop(client: HelperClient, netns: stack.Netns, count: int) -> tuple[float, float]:
+    """CreateDevice then DeleteDevice, one call per device; the two wall times."""
+    names: list[str] = []
+    t0 = time.perf_counter()
+    for _ in range(count):
+        names.append(await client.create_device(TAP_SPEC, interactive=False))
+    t1 = time.perf_counter()
+    made = sum(name.startswith("bt") for name in netns.link_names())
+    t2 = time.perf_counter()
+    for name in names:
+        await client.delete_device(name, interactive=False)
+    t3 = time.perf_counter()
+    if made != count or len(set(names)) != count:
+        raise stack.StackError(f"the helper made {made} devices ({len(set(names))} names)")
+    left = [name for name in netns.link_names() if name.startswith("bt")]
+    if left:
+        raise stack.StackError(f"DeleteDevice left {left}")
+    return t1 - t0, t3 - t2
+
+
+async def count_listed(client: HelperClient, prefix: str) -> int:
+    return sum(str(d["name"]).startswith(prefix) for d in await client.list_devices())
+
+
+async def fill_namespace(
+    client: HelperClient, netns: stack.Netns, listed: int, directory: Path, f: Figures
+) -> None:
+    """Make ``listed`` TAP devices with one ``ip -batch``; wait until the helper lists them."""
+    batch = directory / "tuntap.batch"
+    batch.write_text("".join(f"tuntap add mode tap name lb{i}\n" for i in range(listed)), "ascii")
+    t0 = time.perf_counter()
+    stack.run(["ip", "-n", netns.name, "-batch", str(batch)], timeout=600)
+    t1 = time.perf_counter()
+    f.batch_seconds = t1 - t0
+    deadline = t1 + max(30.0, listed * 0.05)
+    seen = 0
+    while (seen := await count_listed(client, "lb")) < listed:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"the helper listed {seen} of {listed} devices")
+        await asyncio.sleep(0.01)
+    f.seen_after = time.perf_counter() - t1
+
+
+async def list_latency(client: HelperClient, netns: stack.Netns, repeat: int, f: Figures) -> None:
+    """ListDevices round trips and ``ip -d -s -j link show`` runs, taken in turn."""
+    argv = ["ip", "-n", netns.name, "-d", "-s", "-j", "link", "show"]
+    for _ in range(2):  # warm up both
+        await client.list_devices()
+        subprocess.run(argv, capture_output=True, check=True)
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        devices = await client.list_devices()
+        t1 = time.perf_counter()
+        proc = subprocess.run(argv, capture_output=True, check=True)
+        t2 = time.perf_counter()
+        f.list_times.append(t1 - t0)
+        f.ip_show_times.append(t2 - t1)
+        f.reply_devices = len(devices)
+        if len(devices) < f.listed or not proc.stdout:
+            raise stack.StackError(f"ListDevices answered {len(devices)} devices")
+
+
+async def startup(client: HelperClient, helper: TimedHelper, f: Figures) -> None:
+    """Stop the helper, start it again, time its first ListDevices answer."""
+    owned = asyncio.Event()
+
+    def on_message(msg: Message) -> bool:
+        if (
+            msg.message_type == MessageType.SIGNAL
+            and msg.member == "NameOwnerChanged"
+            and msg.body
+            and msg.body[0] == stack.HELPER_BUS_NAME
+            and msg.body[2]
+        ):
+            owned.set()
+        return False
+
+    client.bus.add_message_handler(on_message)
+    rule = (
+        "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',"
+        f"arg0='{stack.HELPER_BUS_NAME}'"
+    )
+    await client.bus.call(
+        Message(
+            destination=stack.DBUS_NAME,
+            path=stack.DBUS_PATH,
+            interface=stack.DBUS_NAME,
+            member="AddMatch",
+            signature="s",
+            body=[rule],
+        )
+    )
+    try:
+        await asyncio.to_thread(helper.stop)
+        owned.clear()
+        starting = asyncio.ensure_future(asyncio.to_thread(helper.start, timeout=60.0))
+        try:
+            await asyncio.wait_for(owned.wait(), 60.0)
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                await starting
+            raise
+        t_owned = time.perf_counter()
+        devices = await client.list_devices()
+        t_answer = time.perf_counter()
+        await starting
+        if len(devices) < f.listed:
+            raise stack.StackError(f"the restarted helper listed {len(devices)} devices")
+        f.starts.append(t_answer - helper.spawned_at)
+        f.owned.append(t_owned - helper.spawned_at)
+    finally:
+        client.bus.remove_message_handler(on_message)
+
+
+async def measure(
+    args: argparse.Namespace,
+    address: str,
+    helper: TimedHelper,
+    netns: stack.Netns,
+    reference: stack.Netns,
+    directory: Path,
+    f: Figures,
+) -> None:
+    from tungui.client import HelperClient
+
+    client = await HelperClient.connect(address)
+    try:
+        # Warm up: the first call of each kind pays for imports and caches.
+        name = await client.create_device(TAP_SPEC, interactive=False)
+        await client.delete_device(name, interactive=False)
+        stack.run(["ip", "-n", reference.name, "tuntap", "add", "mode", "tap", "name", "warm"])
+        stack.run(["ip", "-n", reference.name, "tuntap", "del", "mode", "tap", "name", "warm"])
+
+        log(f"ip loop: {args.count} x ip tuntap add, then del")
+        f.ip_add, f.ip_del = ip_loop(reference, args.count)
+        log(f"helper: {args.count} x CreateDevice, then DeleteDevice")
+        f.helper_create, f.helper_delete = await helper_loop(client, netns, args.count)
+
+        log(f"making {args.listed} TAP devices with ip -batch")
+        await fill_namespace(client, netns, args.listed, directory, f)
+        await wait_idle(helper.pid)
+        log(f"ListDevices and ip -d -s -j link show, {args.repeat} times each")
+        await list_latency(client, netns, args.repeat, f)
+
+        for n in range(args.starts):
+            log(f"restarting the helper ({n + 1}/{args.starts})")
+            await startup(client, helper, f)
+    finally:
+        client.disconnect()
+        with contextlib.suppress(Exception):
+            await client.bus.wait_for_disconnect()
+
+
+# --------------------------------------------------------------------------
+# Setting up, tearing down
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Time the tungui helper's CreateDevice/DeleteDevice and ListDevices "
+        "on the real stack, beside ip.  Needs root."
+    )
+    parser.add_argument(
+        "--count", type=positive, default=200, help="TAP devices to create and delete (200)"
+    )
+    parser.add_argument(
+        "--listed", type=positive, default=1000, help="devices present for ListDevices (1000)"
+    )
+    parser.add_argument(
+        "--repeat", type=positive, default=30, help="timed ListDevices and ip runs (30)"
+    )
+    parser.add_argument("--starts", type=positive, default=3, help="helper restarts to time (3)")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter that runs the helper (default: this one)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    missing = stack.missing_requirements()
+    if missing:
+        print("cannot run: " + "; ".join(missing), file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    remove_stale_netns()
+    stack.remove_stale_rules()
+
+    directory = stack.make_shared_tmpdir(NETNS_PREFIX)
+    pythonpath = stack.python_path(directory / "pythonpath")
+    if importlib.util.find_spec("tungui_helper") is None:
+        sys.path[:0] = pythonpath.split(os.pathsep)
+
+    bus = stack.DBusDaemon(directory)
+    polkit = stack.PolkitDaemon(bus.address, directory)
+    netns = stack.Netns(f"{NETNS_PREFIX}{os.getpid()}")
+    reference = stack.Netns(f"{NETNS_PREFIX}{os.getpid()}-ip")
+    helper = TimedHelper(bus.address, netns, directory, python=args.python, pythonpath=pythonpath)
+    f = Figures(count=args.count, listed=args.listed)
+    failed = True
+    try:
+        f.versions_helper = python_versions(args.python, stack.base_env(bus.address, pythonpath))
+        f.versions_client = python_versions(sys.executable, stack.base_env(bus.address, pythonpath))
+        log("starting dbus-daemon, polkitd, the namespaces and the helper")
+        bus.start()
+        polkit.start()
+        netns.create()
+        reference.create()
+        helper.start()
+        asyncio.run(measure(args, bus.address, helper, netns, reference, directory, f))
+        failed = False
+    except KeyboardInterrupt:
+        log("interrupted; cleaning up")
+        return 130
+    finally:
+        if failed:
+            text = helper.stderr_text(all_runs=True)
+            if text.strip():
+                print(f"--- helper stderr ---\n{text[-5000:]}", file=sys.stderr)
+        teardown(
+            [
+                ("helper", helper.kill),
+                ("polkitd", polkit.stop),
+                ("dbus-daemon", bus.stop),
+                (netns.name, netns.delete),
+                (reference.name, reference.delete),
+                (str(directory), lambda: shutil.rmtree(directory)),
+            ]
+        )
+    print(report(f))
+    return 0
+
+
+def teardown(steps: Sequence[tuple[str, Callable[[], object]]]) -> None:
+    """Run every step, even when one fails or the user presses Ctrl+C again."""
+    for what, step in steps:
+        for _attempt in range(3):
+            try:
+                step()
+            except KeyboardInterrupt:
+                continue
+            except Exception as exc:
+                log(f"cleaning up {what} failed: {exc}")
+            break
+
+
+if __name__ == "__main__":
+    sys.exit(main())
