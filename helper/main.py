@@ -34,7 +34,11 @@ async def _idle(service: HelperService, timeout: float) -> None:
         try:
             await asyncio.wait_for(activity.wait(), timeout)
         except TimeoutError:
-            if service.dispatcher.inflight == 0 and not service.devices.holds_anything:
+            if (
+                service.dispatcher.inflight == 0
+                and not service.devices.holds_anything
+                and not service.subscribers
+            ):
                 return
 
 

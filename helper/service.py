@@ -61,6 +61,8 @@ class HelperService:
             bus, self, Authority(bus), {"Version": lambda: Variant("s", __version__)}
         )
         self._pending = Delta()
+        #: Clients watching DevicesChanged; the helper stays while there are any.
+        self.subscribers: set[str] = set()
         self._flush: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
@@ -116,6 +118,13 @@ class HelperService:
             self.devices.release(sender)
         return []
 
+    @method("Subscribe", action=PUBLIC)
+    async def subscribe(self, sender: str) -> list[Any]:
+        self.subscribers.add(sender)
+        if not await self._still_connected(sender):
+            self.subscribers.discard(sender)
+        return []
+
     @method("GetPermissions", action=PUBLIC)
     async def get_permissions(self, sender: str) -> list[Any]:
         authority = Authority(self.bus)
@@ -159,6 +168,7 @@ class HelperService:
             and msg.body[0].startswith(":")
             and not msg.body[2]
         ):
+            self.subscribers.discard(msg.body[0])
             released = self.devices.release(msg.body[0])
             if released:
                 log.info("%s left the bus; released %s", msg.body[0], ", ".join(released))

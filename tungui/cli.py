@@ -212,6 +212,7 @@ async def run(args: argparse.Namespace) -> int:
                 print(f"{action}\t{answer}")
         elif args.command == "monitor":
             await client.watch_devices(_print_change)
+            await client.subscribe()
             await client.bus.wait_for_disconnect()
             return EXIT_UNAVAILABLE
         return 0

@@ -212,6 +212,10 @@ class HelperClient:
         (permissions,) = await self._call("GetPermissions")
         return dict(permissions)
 
+    async def subscribe(self) -> None:
+        """Keep the helper running while this connection lasts (for watchers)."""
+        await self._call("Subscribe")
+
     async def watch_devices(self, callback: DevicesChanged) -> None:
         """Call ``callback(updated, removed)`` on every DevicesChanged signal."""
         self._watchers.append(callback)

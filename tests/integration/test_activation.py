@@ -79,37 +79,40 @@ def test_activation_and_idle_exit(activating_bus: tuple[DBusDaemon, Netns]) -> N
     )
 
 
-def test_the_helper_stays_while_it_holds_a_transient_device(
-    activating_bus: tuple[DBusDaemon, Netns],
+HOLDER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from tungui.client import HelperClient
+
+    async def main():
+        client = await HelperClient.connect(sys.argv[1])
+        if sys.argv[2] == "device":
+            print(await client.create_device({"mode": "tun"}), flush=True)
+        else:
+            await client.subscribe()
+            print("subscribed", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.parametrize("holds", ["device", "subscription"])
+def test_the_helper_stays_while_a_client_holds_something(
+    activating_bus: tuple[DBusDaemon, Netns], holds: str
 ) -> None:
     bus, netns = activating_bus
     client = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                """
-            import asyncio, sys
-            from tungui.client import HelperClient
-
-            async def main():
-                client = await HelperClient.connect(sys.argv[1])
-                print(await client.create_device({"mode": "tun"}), flush=True)
-                await asyncio.Event().wait()
-
-            asyncio.run(main())
-            """
-            ),
-            bus.address,
-        ],
+        [sys.executable, "-c", HOLDER, bus.address, holds],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         assert client.stdout is not None
-        name = client.stdout.readline().strip()
-        assert name, client.stderr.read() if client.stderr else ""
+        line = client.stdout.readline().strip()
+        assert line, client.stderr.read() if client.stderr else ""
         # Several idle periods pass; the helper must hold on.
         with pytest.raises(TimeoutError):
             wait_until(
@@ -117,11 +120,13 @@ def test_the_helper_stays_while_it_holds_a_transient_device(
                 timeout=IDLE * 3,
                 what="the helper to exit",
             )
-        assert netns.link(name) is not None
+        if holds == "device":
+            assert netns.link(line) is not None
     finally:
         client.kill()
         client.wait()
-    wait_until(lambda: netns.link(name) is None, timeout=5, what=f"{name} to go")
+    if holds == "device":
+        wait_until(lambda: netns.link(line) is None, timeout=5, what=f"{line} to go")
     wait_until(
         lambda: not name_has_owner(bus.address, "io.github.tungui.Helper1"),
         timeout=IDLE + 10,
