@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.metadata
 import importlib.util
 import json
 import os
@@ -145,7 +144,7 @@ def report(f: Figures) -> str:
         ("delete", f.helper_delete, f.ip_del),
     ):
         lines.append(
-            f"  {what} only{'':<16} helper {h:6.2f} s   ip loop {i:6.2f} s   "
+            f"  {what + ' only':<25} helper {h:6.2f} s   ip loop {i:6.2f} s   "
             f"ratio {h / i:4.2f}   ({1000 * h / f.count:.1f} vs {1000 * i / f.count:.1f} ms each)"
         )
 
@@ -480,6 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(measure(args, bus.address, helper, netns, reference, directory, f))
         failed = False
     except KeyboardInterrupt:
+        failed = False  # nothing to explain
         log("interrupted; cleaning up")
         return 130
     finally:

@@ -1,0 +1,285 @@
+"""The helper client on an asyncio thread of its own, spoken to with Qt signals.
+
+dbus-fast needs a real asyncio loop (QtAsyncio lacks ``add_reader`` and
+``sock_connect``), and QtDBus cannot read ``a{sv}`` from Python, so the
+client runs on a thread with a plain asyncio loop.  Qt signals emitted from
+that thread reach receivers in the GUI thread as queued calls; nothing in
+the window ever waits for the bus.
+
+The bridge also keeps the window connected: it follows the helper's bus
+name, re-subscribes and re-lists when the helper comes back (started again
+by D-Bus activation, or by hand), and says why when it cannot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+from dbus_fast import Message, MessageType
+from PySide6.QtCore import QObject, Signal
+
+from tungui_helper.contract import BUS_NAME
+
+from .client import HelperClient, HelperError, HelperUnavailable
+
+log = logging.getLogger(__name__)
+
+#: Longest wait between two attempts to reach an absent helper.
+MAX_RETRY = 10.0
+
+_UNAVAILABLE = "org.freedesktop.DBus.Error.ServiceUnknown"
+
+
+def explain(error: HelperError) -> str:
+    """A sentence for the banner when the helper cannot be reached."""
+    if error.name == _UNAVAILABLE:
+        return (
+            "The tungui helper is not installed or cannot be started. "
+            "Install the tungui-helper package (it is not part of the Flatpak)."
+        )
+    if error.name == "org.freedesktop.DBus.Error.Disconnected":
+        return error.message
+    return f"The tungui helper is not available: {error.message}"
+
+
+class HelperBridge(QObject):
+    """The helper, as seen from the GUI thread.
+
+    Args:
+        address: a D-Bus address (tests); the system bus when None.
+    """
+
+    #: Every device, after (re)connecting.
+    devicesReset = Signal(list)
+    #: Full dicts of devices that appeared or changed, names that went away.
+    devicesChanged = Signal(list, list)
+    #: Whether the helper can be used now, and if not, why.
+    availabilityChanged = Signal(bool, str)
+    #: polkit's answer per action: "yes", "auth" or "no".
+    permissionsChanged = Signal(dict)
+    #: A request finished: its id and result.
+    finished = Signal(int, object)
+    #: A request failed: its id, the D-Bus error name and the helper's sentence.
+    failed = Signal(int, str, str)
+
+    def __init__(self, address: str | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._address = address
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="tungui-bus", daemon=True)
+        self._ids = itertools.count(1)
+        self._client: HelperClient | None = None
+        self._available = False
+        self._owner_changed: asyncio.Event | None = None
+        self._owner = ""
+        self._stopping = False
+        self._retry_now: asyncio.Event | None = None
+
+    # ------------------------------------------------------------ GUI thread
+
+    @property
+    def available(self) -> bool:
+        """Whether the helper answered last time we asked."""
+        return self._available
+
+    def start(self) -> None:
+        """Start the bus thread; the first devicesReset follows."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Leave the bus (transient devices go with us) and end the thread."""
+        if not self._thread.is_alive():
+            return
+        self._stopping = True
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+        with contextlib.suppress(Exception):
+            future.result(timeout=5)
+        self._thread.join(timeout=5)
+
+    def retry(self) -> None:
+        """Try to reach the helper now rather than at the next scheduled attempt."""
+        self._loop.call_soon_threadsafe(self._wake)
+
+    def request(self, method: str, *args: Any, **kwargs: Any) -> int:
+        """Call ``HelperClient.<method>(*args, **kwargs)`` on the bus thread.
+
+        Returns:
+            The request id that ``finished`` or ``failed`` will carry.
+        """
+        request_id = next(self._ids)
+        asyncio.run_coroutine_threadsafe(self._call(request_id, method, args, kwargs), self._loop)
+        return request_id
+
+    # ------------------------------------------------------------ bus thread
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._owner_changed = asyncio.Event()
+        self._retry_now = asyncio.Event()
+        task = self._loop.create_task(self._supervise())
+        try:
+            self._loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._loop.close()
+
+    def _wake(self) -> None:
+        if self._retry_now is not None:
+            self._retry_now.set()
+
+    async def _shutdown(self) -> None:
+        if self._client is not None:
+            self._client.disconnect()
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.cancel()
+
+    def _set_available(self, available: bool, reason: str) -> None:
+        self._available = available
+        self.availabilityChanged.emit(available, reason)
+
+    async def _call(
+        self, request_id: int, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        client = self._client
+        try:
+            if client is None or not self._available:
+                raise HelperUnavailable(_UNAVAILABLE, "The tungui helper is not available.")
+            result = await getattr(client, method)(*args, **kwargs)
+        except HelperError as exc:
+            self.failed.emit(request_id, exc.name, exc.message)
+            if method != "get_permissions":
+                await self._refresh_permissions()
+            return
+        except Exception as exc:  # a bug of ours: say so rather than hang the window
+            log.exception("%s failed", method)
+            self.failed.emit(request_id, "", f"{method} failed: {exc}")
+            return
+        self.finished.emit(request_id, result)
+
+    async def _refresh_permissions(self) -> None:
+        # An authentication may have changed what polkit will say.
+        client = self._client
+        if client is None or not self._available:
+            return
+        with contextlib.suppress(HelperError):
+            self.permissionsChanged.emit(await client.get_permissions())
+
+    async def _supervise(self) -> None:
+        delay = 0.5
+        while not self._stopping:
+            try:
+                client = await HelperClient.connect(self._address)
+            except HelperUnavailable as exc:
+                self._set_available(False, explain(exc))
+                await self._pause(delay)
+                delay = min(delay * 2, MAX_RETRY)
+                continue
+            self._client = client
+            try:
+                await self._follow_owner(client)
+                await client.watch_devices(self._on_devices_changed)
+                while client.bus.connected and not self._stopping:
+                    if await self._attach(client):
+                        delay = 0.5
+                        await self._owner_gone()
+                        if self._stopping:
+                            return
+                        self._set_available(
+                            False, "The tungui helper stopped; waiting for it to come back."
+                        )
+                    await self._pause(delay, owner=True)
+                    delay = min(delay * 2, MAX_RETRY)
+            finally:
+                self._client = None
+                client.disconnect()
+            if not self._stopping:
+                self._set_available(False, "Lost the connection to the system bus.")
+
+    async def _attach(self, client: HelperClient) -> bool:
+        """Subscribe and list; True when the helper answered."""
+        # Changes that arrive while listing are passed on; the list, which
+        # is newer, follows them.
+        self._available = True
+        try:
+            await client.subscribe()
+            devices = await client.list_devices()
+            permissions = await client.get_permissions()
+        except HelperError as exc:
+            self._set_available(False, explain(exc))
+            return False
+        self.devicesReset.emit(devices)
+        self.permissionsChanged.emit(permissions)
+        self._set_available(True, "")
+        return True
+
+    async def _follow_owner(self, client: HelperClient) -> None:
+        def on_message(msg: Message) -> bool:
+            if (
+                msg.message_type == MessageType.SIGNAL
+                and msg.member == "NameOwnerChanged"
+                and msg.sender == "org.freedesktop.DBus"
+                and msg.body
+                and msg.body[0] == BUS_NAME
+            ):
+                self._owner = msg.body[2]
+                assert self._owner_changed is not None
+                self._owner_changed.set()
+            return False
+
+        client.bus.add_message_handler(on_message)
+        await client.bus.call(
+            Message(
+                destination="org.freedesktop.DBus",
+                path="/org/freedesktop/DBus",
+                interface="org.freedesktop.DBus",
+                member="AddMatch",
+                signature="s",
+                body=[
+                    "type='signal',sender='org.freedesktop.DBus',"
+                    f"member='NameOwnerChanged',arg0='{BUS_NAME}'"
+                ],
+            )
+        )
+
+    async def _owner_gone(self) -> None:
+        assert self._owner_changed is not None
+        while True:
+            self._owner_changed.clear()
+            disconnected = asyncio.ensure_future(self._disconnected())
+            changed = asyncio.ensure_future(self._owner_changed.wait())
+            await asyncio.wait([disconnected, changed], return_when=asyncio.FIRST_COMPLETED)
+            disconnected.cancel()
+            changed.cancel()
+            if not changed.done() or not self._owner:
+                return
+
+    async def _disconnected(self) -> None:
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.bus.wait_for_disconnect()
+
+    async def _pause(self, delay: float, *, owner: bool = False) -> None:
+        """Wait ``delay``, or less if the helper's name gets an owner or retry() is asked."""
+        assert self._retry_now is not None and self._owner_changed is not None
+        self._retry_now.clear()
+        waits: list[Coroutine[Any, Any, Any]] = [self._retry_now.wait()]
+        if owner:
+            self._owner_changed.clear()
+            waits.append(self._owner_changed.wait())
+        tasks = [asyncio.ensure_future(w) for w in waits]
+        await asyncio.wait(tasks, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+
+    def _on_devices_changed(self, updated: list[dict[str, Any]], removed: list[str]) -> None:
+        if self._available:
+            self.devicesChanged.emit(updated, removed)

@@ -1,0 +1,267 @@
+"""The main window: the device list, its actions, and the message bars.
+
+A view: it shows what the model and the controller give it and emits its
+actions; what they do is the controller's business.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QItemSelection, QPoint, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMenu,
+    QTableView,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import icons
+from .devicemodel import NAME_COLUMN, DeviceFilterModel, DeviceTableModel
+from .messagebar import MessageBar
+
+Device = dict[str, Any]
+
+
+class MainWindow(QMainWindow):
+    """The device list and what can be done with it.
+
+    Args:
+        model: the devices.
+        settings: where size, columns and sort are remembered.
+    """
+
+    #: The selection changed (the controller updates the actions).
+    selectionChanged = Signal()
+
+    def __init__(
+        self, model: DeviceTableModel, settings: QSettings, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._settings = settings
+        self.setWindowTitle("tungui")
+        self.setWindowIcon(icons.app_icon())
+        self.model = model
+        self.proxy = DeviceFilterModel(self)
+        self.proxy.setSourceModel(model)
+
+        self._make_actions()
+        self._make_menus()
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setSpacing(6)
+
+        self.banner = MessageBar("warning", closable=False, name="Helper status", parent=central)
+        self.banner.set_action("&Retry", "view-refresh")
+        layout.addWidget(self.banner)
+        self.notice = MessageBar("error", closable=True, name="Last error", parent=central)
+        layout.addWidget(self.notice)
+
+        self.filter = QLineEdit(central)
+        self.filter.setPlaceholderText("Filter devices (name, kind, address, owner…)")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.setAccessibleName("Filter devices")
+        self.filter.addAction(icons.icon("edit-find"), QLineEdit.ActionPosition.LeadingPosition)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        layout.addWidget(self.filter)
+
+        self.table = QTableView(central)
+        self.table.setAccessibleName("Devices")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(NAME_COLUMN, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setHighlightSections(False)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        # Enter or a double click on a row: its properties.
+        self.table.activated.connect(lambda _index: self.properties_action.trigger())
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        layout.addWidget(self.table, 1)
+        self.setCentralWidget(central)
+
+        self.count_label = QLabel(self)
+        self.count_label.setAccessibleName("Device count")
+        self.permission_label = QLabel(self)
+        self.permission_label.setAccessibleName("Permissions")
+        self.statusBar().addWidget(self.count_label)
+        self.statusBar().addPermanentWidget(self.permission_label)
+        for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset):
+            signal.connect(self._update_count)
+        self.proxy.rowsInserted.connect(self._update_count)
+        self.proxy.rowsRemoved.connect(self._update_count)
+        self.proxy.modelReset.connect(self._update_count)
+        self._update_count()
+        self.resize(980, 520)
+        self._restore()
+
+    # ------------------------------------------------------------ actions
+
+    def _action(
+        self,
+        text: str,
+        icon_name: str,
+        shortcut: QKeySequence | QKeySequence.StandardKey | str | None,
+        tip: str,
+    ) -> QAction:
+        action = QAction(icons.icon(icon_name), text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        self.addAction(action)
+        return action
+
+    def _make_actions(self) -> None:
+        self.new_tun_action = self._action(
+            "New &TUN…",
+            "network-vpn",
+            QKeySequence.StandardKey.New,
+            "Create a TUN device (IP packets, for VPNs and tunnels)",
+        )
+        self.new_tap_action = self._action(
+            "New T&AP…",
+            "network-wired",
+            "Ctrl+Shift+N",
+            "Create a TAP device (Ethernet frames, for VMs and emulators)",
+        )
+        self.new_bridge_action = self._action(
+            "New &Bridge…", "network-workgroup", "Ctrl+B", "Create a bridge to join TAP devices"
+        )
+        self.up_action = self._action("Bring &Up", "go-up", "Ctrl+U", "Bring the device up")
+        self.delete_action = self._action(
+            "&Delete", "edit-delete", QKeySequence.StandardKey.Delete, "Remove the device"
+        )
+        self.properties_action = self._action(
+            "&Properties…", "document-properties", "F2", "Change the device"
+        )
+        self.copy_action = self._action(
+            "Copy as &Command",
+            "edit-copy",
+            "Ctrl+Shift+C",
+            "Copy the ip commands that make this device",
+        )
+        self.filter_action = self._action(
+            "&Filter", "edit-find", QKeySequence.StandardKey.Find, "Filter the device list"
+        )
+        self.filter_action.triggered.connect(self._focus_filter)
+        self.quit_action = self._action(
+            "&Quit", "application-exit", QKeySequence.StandardKey.Quit, "Quit tungui"
+        )
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.quit_action.triggered.connect(self.close)
+
+        toolbar = QToolBar("Main toolbar", self)
+        toolbar.setObjectName("MainToolbar")
+        toolbar.setAccessibleName("Main toolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toolbar.setMovable(False)
+        for action in (self.new_tun_action, self.new_tap_action, self.new_bridge_action):
+            toolbar.addAction(action)
+        toolbar.addSeparator()
+        for action in (
+            self.up_action,
+            self.properties_action,
+            self.delete_action,
+            self.copy_action,
+        ):
+            toolbar.addAction(action)
+        self.addToolBar(toolbar)
+        self.toolbar = toolbar
+
+    def _make_menus(self) -> None:
+        menu = self.menuBar().addMenu("&File")
+        for action in (self.new_tun_action, self.new_tap_action, self.new_bridge_action):
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction(self.quit_action)
+        self.device_menu = self.menuBar().addMenu("&Device")
+        for action in self.device_actions():
+            self.device_menu.addAction(action)
+        view = self.menuBar().addMenu("&View")
+        view.addAction(self.filter_action)
+
+    def device_actions(self) -> list[QAction]:
+        """The actions that act on the selected device."""
+        return [self.up_action, self.properties_action, self.copy_action, self.delete_action]
+
+    def _context_menu(self, pos: QPoint) -> None:
+        if not self.table.indexAt(pos).isValid():
+            return
+        menu = QMenu(self)
+        menu.setAccessibleName("Device menu")
+        for action in self.device_actions():
+            menu.addAction(action)
+        menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    def _focus_filter(self) -> None:
+        self.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.filter.selectAll()
+
+    # ------------------------------------------------------------ state
+
+    def selected_device(self) -> Device | None:
+        """The device of the selected row."""
+        rows = self.table.selectionModel().selectedRows()
+        return self.proxy.device(rows[0].row()) if rows else None
+
+    def select(self, name: str) -> None:
+        """Select the device of that name, if it is shown."""
+        row = self.model.row_of(name)
+        if row is None:
+            return
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        if index.isValid():
+            self.table.selectRow(index.row())
+            self.table.scrollTo(index)
+
+    def _selection_changed(self, _selected: QItemSelection, _deselected: QItemSelection) -> None:
+        self.selectionChanged.emit()
+
+    def _update_count(self) -> None:
+        total = self.model.rowCount()
+        shown = self.proxy.rowCount()
+        noun = "device" if total == 1 else "devices"
+        self.count_label.setText(
+            f"{total} {noun}" if shown == total else f"{shown} of {total} {noun} shown"
+        )
+
+    def show_error(self, text: str) -> None:
+        """Tell a person an action failed, in a plain sentence."""
+        self.notice.show_message(text)
+
+    def show_status(self, text: str) -> None:
+        """A passing message in the status bar."""
+        self.statusBar().showMessage(text, 5000)
+
+    # ------------------------------------------------------------ settings
+
+    def _restore(self) -> None:
+        geometry = self._settings.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        header = self._settings.value("window/header")
+        if isinstance(header, QByteArray):
+            self.table.horizontalHeader().restoreState(header)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._settings.setValue("window/geometry", self.saveGeometry())
+        self._settings.setValue("window/header", self.table.horizontalHeader().saveState())
+        self._settings.sync()
+        super().closeEvent(event)
