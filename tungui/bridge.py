@@ -80,6 +80,7 @@ class HelperBridge(QObject):
         self._owner = ""
         self._stopping = False
         self._retry_now: asyncio.Event | None = None
+        self._bus_gone: asyncio.Future[None] = asyncio.Future(loop=self._loop)
 
     # ------------------------------------------------------------ GUI thread
 
@@ -142,6 +143,7 @@ class HelperBridge(QObject):
                 task.cancel()
 
     def _set_available(self, available: bool, reason: str) -> None:
+        log.debug("helper available: %s %s", available, reason)
         self._available = available
         self.availabilityChanged.emit(available, reason)
 
@@ -183,6 +185,9 @@ class HelperBridge(QObject):
                 delay = min(delay * 2, MAX_RETRY)
                 continue
             self._client = client
+            # One waiter for the connection's end, never cancelled: cancelling
+            # a wait_for_disconnect() cancels dbus-fast's own future with it.
+            self._bus_gone = asyncio.ensure_future(self._disconnected(client))
             try:
                 await self._follow_owner(client)
                 await client.watch_devices(self._on_devices_changed)
@@ -230,6 +235,7 @@ class HelperBridge(QObject):
                 and msg.body[0] == BUS_NAME
             ):
                 self._owner = msg.body[2]
+                log.debug("owner of %s: %r", BUS_NAME, self._owner)
                 assert self._owner_changed is not None
                 self._owner_changed.set()
             return False
@@ -253,19 +259,17 @@ class HelperBridge(QObject):
         assert self._owner_changed is not None
         while True:
             self._owner_changed.clear()
-            disconnected = asyncio.ensure_future(self._disconnected())
-            changed = asyncio.ensure_future(self._owner_changed.wait())
-            await asyncio.wait([disconnected, changed], return_when=asyncio.FIRST_COMPLETED)
-            disconnected.cancel()
+            changed: asyncio.Future[Any] = asyncio.ensure_future(self._owner_changed.wait())
+            waits: list[asyncio.Future[Any]] = [self._bus_gone, changed]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             changed.cancel()
-            if not changed.done() or not self._owner:
+            if self._bus_gone.done() or not self._owner:
                 return
 
-    async def _disconnected(self) -> None:
-        client = self._client
-        if client is not None:
-            with contextlib.suppress(Exception):
-                await client.bus.wait_for_disconnect()
+    @staticmethod
+    async def _disconnected(client: HelperClient) -> None:
+        with contextlib.suppress(Exception):
+            await client.bus.wait_for_disconnect()
 
     async def _pause(self, delay: float, *, owner: bool = False) -> None:
         """Wait ``delay``, or less if the helper's name gets an owner or retry() is asked."""

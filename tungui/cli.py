@@ -156,7 +156,8 @@ async def _hold(client: HelperClient, name: str) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
     print(f"holding {name}; it goes away when tunguictl stops (Ctrl+C)", file=sys.stderr)
-    disconnected = asyncio.ensure_future(client.bus.wait_for_disconnect())
+    # Shielded: cancelling a wait_for_disconnect() cancels dbus-fast's own future.
+    disconnected = asyncio.ensure_future(asyncio.shield(client.bus.wait_for_disconnect()))
     stopped = asyncio.ensure_future(stop.wait())
     await asyncio.wait([disconnected, stopped], return_when=asyncio.FIRST_COMPLETED)
     disconnected.cancel()
@@ -217,7 +218,7 @@ async def run(args: argparse.Namespace) -> int:
             return EXIT_UNAVAILABLE
         return 0
     finally:
-        client.disconnect()
+        await client.close()
 
 
 def _print_change(updated: list[dict[str, Any]], removed: list[str]) -> None:

@@ -10,6 +10,7 @@ No Qt here: the window bridges this to Qt; ``tunguictl`` runs it directly.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -155,6 +156,13 @@ class HelperClient:
     def disconnect(self) -> None:
         """Close the connection (transient devices made through it go away)."""
         self.bus.disconnect()
+
+    async def close(self) -> None:
+        """Close the connection and wait until it is closed."""
+        self.bus.disconnect()
+        # Collect the end-of-stream, or asyncio reports it as never retrieved.
+        with contextlib.suppress(Exception):
+            await self.bus.wait_for_disconnect()
 
     async def _call(self, member: str, *args: Any, interactive: bool = False) -> list[Any]:
         flags = MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION if interactive else MessageFlag.NONE

@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
         self.table.setShowGrid(False)
         self.table.setWordWrap(False)
         self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setAccessibleName("Device columns")
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setHighlightSections(False)
@@ -104,6 +105,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.permission_label)
         for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset):
             signal.connect(self._update_count)
+        self._select_when_listed: str | None = None
+        model.rowsInserted.connect(self._listed)
         self.proxy.rowsInserted.connect(self._update_count)
         self.proxy.rowsRemoved.connect(self._update_count)
         self.proxy.modelReset.connect(self._update_count)
@@ -222,14 +225,21 @@ class MainWindow(QMainWindow):
         return self.proxy.device(rows[0].row()) if rows else None
 
     def select(self, name: str) -> None:
-        """Select the device of that name, if it is shown."""
+        """Select the device of that name, now or as soon as it is listed."""
         row = self.model.row_of(name)
         if row is None:
+            # The helper's reply can come before the signal that lists it.
+            self._select_when_listed = name
             return
+        self._select_when_listed = None
         index = self.proxy.mapFromSource(self.model.index(row, 0))
         if index.isValid():
             self.table.selectRow(index.row())
             self.table.scrollTo(index)
+
+    def _listed(self) -> None:
+        if self._select_when_listed is not None:
+            self.select(self._select_when_listed)
 
     def _selection_changed(self, _selected: QItemSelection, _deselected: QItemSelection) -> None:
         self.selectionChanged.emit()

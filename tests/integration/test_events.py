@@ -41,7 +41,7 @@ async def _watch_while(argv_batches: list[list[str]], until: Any, timeout: float
 
         await asyncio.wait_for(wait(), timeout)
     finally:
-        client.disconnect()
+        await client.close()
     return received
 
 

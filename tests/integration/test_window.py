@@ -1,0 +1,206 @@
+"""The window against the real stack: private bus, real polkitd, helper in a netns.
+
+pytest-qt on the offscreen platform.  Widgets are found by their accessible
+names, as an assistive-technology client would find them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import (
+    QApplication,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QWidget,
+)
+
+from tungui.app import App
+from tungui.client import HelperClient
+
+from .helperbus import create
+from .stack import DBusDaemon, HelperProcess, Netns
+
+pytestmark = pytest.mark.integration
+
+W = TypeVar("W", bound=QWidget)
+TIMEOUT = 10_000  # ms
+
+
+def find(parent: QWidget, kind: type[W], name: str) -> W:
+    """The child of that type whose accessible name is ``name``."""
+    matches = [w for w in parent.findChildren(kind) if w.accessibleName() == name]
+    assert len(matches) == 1, f"{len(matches)} {kind.__name__} named {name!r}"
+    return matches[0]
+
+
+@pytest.fixture
+def app(qtbot: Any, bus: DBusDaemon, helper: HelperProcess, tmp_path: Path) -> Iterator[App]:
+    settings = QSettings(str(tmp_path / "tungui.ini"), QSettings.Format.IniFormat)
+    tungui = App(bus.address, settings)
+    qtbot.addWidget(tungui.window)
+    tungui.start()
+    qtbot.waitUntil(lambda: tungui.bridge.available, timeout=TIMEOUT)
+    yield tungui
+    tungui.stop()
+    tungui.window.close()
+
+
+def names(app: App) -> set[str]:
+    return {str(d["name"]) for d in app.model.devices()}
+
+
+def test_create_a_tap_through_the_dialog(qtbot: Any, app: App, clean_netns: Netns) -> None:
+    dialog = app.controller.new_device("tap")
+    qtbot.waitExposed(dialog)
+    qtbot.keyClicks(find(dialog, QLineEdit, "Name"), "gui%d")
+    qtbot.keyClicks(find(dialog, QLineEdit, "MTU"), "1400")
+    create_button = find(dialog, QPushButton, "Create")
+    assert create_button.isEnabled(), dialog.checked().problems
+    qtbot.mouseClick(create_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "gui0" in names(app), timeout=TIMEOUT)
+    link = clean_netns.link("gui0")
+    assert link is not None and link["mtu"] == 1400
+    assert link["linkinfo"]["info_data"]["type"] == "tap"
+    qtbot.waitUntil(
+        lambda: (app.window.selected_device() or {}).get("name") == "gui0", timeout=TIMEOUT
+    )
+
+
+def test_delete_from_the_context_menu(qtbot: Any, app: App, clean_netns: Netns) -> None:
+    name = create(mode="tap", name="ctx0", persist=True)
+    qtbot.waitUntil(lambda: name in names(app), timeout=TIMEOUT)
+    app.window.select(name)
+    row = app.window.table.currentIndex().row()
+    rect = app.window.table.visualRect(app.window.proxy.index(row, 0))
+    app.window.table.customContextMenuRequested.emit(rect.center())
+    qtbot.waitUntil(lambda: isinstance(QApplication.activePopupWidget(), QMenu), timeout=TIMEOUT)
+    menu = QApplication.activePopupWidget()
+    assert isinstance(menu, QMenu)
+    (delete,) = [a for a in menu.actions() if a.text().replace("&", "") == "Delete"]
+    delete.trigger()
+    menu.close()
+    qtbot.waitUntil(
+        lambda: isinstance(QApplication.activeModalWidget(), QMessageBox), timeout=TIMEOUT
+    )
+    box = QApplication.activeModalWidget()
+    assert isinstance(box, QMessageBox) and name in box.text()
+    (confirm,) = [b for b in box.buttons() if b.text().replace("&", "") == "Delete"]
+    qtbot.mouseClick(confirm, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: name not in names(app), timeout=TIMEOUT)
+    assert clean_netns.link(name) is None
+
+
+def test_a_device_made_in_a_terminal_appears_by_itself(
+    qtbot: Any, app: App, clean_netns: Netns
+) -> None:
+    clean_netns.ip("tuntap", "add", "mode", "tun", "name", "term0")
+    qtbot.waitUntil(lambda: "term0" in names(app), timeout=TIMEOUT)
+    row = app.model.row_of("term0")
+    assert row is not None
+    assert app.model.index(row, 0).data(Qt.ItemDataRole.FontRole).italic()
+    clean_netns.ip("tuntap", "del", "mode", "tun", "name", "term0")
+    qtbot.waitUntil(lambda: "term0" not in names(app), timeout=TIMEOUT)
+
+
+def test_helper_away_shows_a_banner_and_comes_back(
+    qtbot: Any, app: App, helper: HelperProcess, clean_netns: Netns
+) -> None:
+    name = create(mode="tun", name="back0", persist=True)
+    qtbot.waitUntil(lambda: name in names(app), timeout=TIMEOUT)
+    banner = find(app.window, QWidget, "Helper status")
+    assert not banner.isVisible()
+    helper.kill()
+    qtbot.waitUntil(lambda: banner.isVisible(), timeout=TIMEOUT)
+    assert "helper" in banner.text().lower()  # type: ignore[attr-defined]
+    assert not app.window.new_tap_action.isEnabled()
+    helper.start()
+    qtbot.waitUntil(lambda: not banner.isVisible(), timeout=TIMEOUT)
+    assert name in names(app)
+    assert app.window.new_tap_action.isEnabled()
+
+
+@pytest.fixture
+def app_as_nobody(
+    qtbot: Any,
+    bus: DBusDaemon,
+    helper: HelperProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[App]:
+    """The window with its bus connection made as the unprivileged user nobody.
+
+    The bus daemon and polkit take the caller's identity from the socket's
+    credentials at connect time, so the process becomes nobody just for the
+    connect (the saved uid lets it come back to root).
+    """
+    connect = HelperClient.connect.__func__  # type: ignore[attr-defined]
+
+    async def connect_as_nobody(cls: type[HelperClient], address: str | None = None) -> Any:
+        os.setresgid(65534, 65534, 0)
+        os.setresuid(65534, 65534, 0)
+        try:
+            return await connect(cls, address)
+        finally:
+            os.setresuid(0, 0, 0)
+            os.setresgid(0, 0, 0)
+
+    monkeypatch.setattr(HelperClient, "connect", classmethod(connect_as_nobody))
+    settings = QSettings(str(tmp_path / "tungui.ini"), QSettings.Format.IniFormat)
+    tungui = App(bus.address, settings)
+    qtbot.addWidget(tungui.window)
+    tungui.start()
+    qtbot.waitUntil(lambda: tungui.bridge.available, timeout=TIMEOUT)
+    yield tungui
+    tungui.stop()
+    tungui.window.close()
+
+
+def test_a_refusal_is_a_plain_sentence_and_changes_nothing(
+    qtbot: Any, app_as_nobody: App, clean_netns: Netns
+) -> None:
+    app = app_as_nobody
+    before = clean_netns.link_names()
+    qtbot.waitUntil(lambda: bool(app.window.permission_label.text()), timeout=TIMEOUT)
+    assert "password" in app.window.permission_label.text()
+    dialog = app.controller.new_device("tun")
+    qtbot.waitExposed(dialog)
+    qtbot.keyClicks(find(dialog, QLineEdit, "Name"), "denied0")
+    qtbot.mouseClick(find(dialog, QPushButton, "Create"), Qt.MouseButton.LeftButton)
+    notice = find(app.window, QWidget, "Last error")
+    qtbot.waitUntil(lambda: notice.isVisible(), timeout=TIMEOUT)
+    text = notice.text()  # type: ignore[attr-defined]
+    assert text == "You are not allowed to manage TUN/TAP devices and bridges."
+    assert "io.github" not in text
+    assert clean_netns.link_names() == before
+
+
+def test_every_control_has_an_accessible_name(app: App) -> None:
+    from PySide6.QtWidgets import QAbstractButton, QAbstractItemView, QToolButton
+
+    unnamed = [
+        w
+        for w in app.window.findChildren(QWidget)
+        if isinstance(w, QLineEdit | QAbstractItemView | QAbstractButton)
+        and not isinstance(w, QToolButton)
+        and not w.accessibleName()
+        and w.isVisibleTo(app.window)
+    ]
+    assert unnamed == []
+    toolbar_buttons = [
+        w for w in app.window.toolbar.findChildren(QToolButton) if w.defaultAction() is not None
+    ]
+    assert all(b.defaultAction().text() for b in toolbar_buttons)
