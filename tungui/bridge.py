@@ -36,8 +36,18 @@ MAX_RETRY = 10.0
 _UNAVAILABLE = "org.freedesktop.DBus.Error.ServiceUnknown"
 
 
-def explain(error: HelperError) -> str:
-    """A sentence for the banner when the helper cannot be reached."""
+def explain(error: HelperError, *, seen: bool = False) -> str:
+    """A sentence for the banner when the helper cannot be reached.
+
+    Args:
+        error: why the last call failed.
+        seen: whether the helper answered earlier in this session.
+    """
+    if error.name == _UNAVAILABLE and seen:
+        return (
+            "The tungui helper stopped and cannot be started again automatically; "
+            "waiting for it to come back."
+        )
     if error.name == _UNAVAILABLE:
         return (
             "The tungui helper is not installed or cannot be started. "
@@ -79,6 +89,7 @@ class HelperBridge(QObject):
         self._owner_changed: asyncio.Event | None = None
         self._owner = ""
         self._stopping = False
+        self._seen = False
         self._retry_now: asyncio.Event | None = None
         self._bus_gone: asyncio.Future[None] = asyncio.Future(loop=self._loop)
 
@@ -218,8 +229,9 @@ class HelperBridge(QObject):
             devices = await client.list_devices()
             permissions = await client.get_permissions()
         except HelperError as exc:
-            self._set_available(False, explain(exc))
+            self._set_available(False, explain(exc, seen=self._seen))
             return False
+        self._seen = True
         self.devicesReset.emit(devices)
         self.permissionsChanged.emit(permissions)
         self._set_available(True, "")

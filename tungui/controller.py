@@ -77,10 +77,7 @@ class Controller(QObject):
 
     def _availability(self, available: bool, reason: str) -> None:
         self._available = available
-        if available:
-            self.window.banner.hide()
-        else:
-            self.window.banner.show_message(reason)
+        self.window.set_available(available, reason)
         for action in (
             self.window.new_tun_action,
             self.window.new_tap_action,

@@ -67,7 +67,12 @@ def state_text(device: Device) -> str:
     if not device.get("up"):
         return "down"
     operstate = str(device.get("operstate", ""))
-    return "up" if operstate in ("up", "unknown") else f"up, {operstate}"
+    if operstate in ("up", "unknown"):
+        return "up"
+    if operstate in ("down", "lowerlayerdown", "notpresent"):
+        # A TUN/TAP device nobody holds, a bridge with no port up.
+        return "up, no carrier"
+    return f"up, {operstate}"
 
 
 def flags_text(device: Device) -> str:

@@ -112,7 +112,9 @@ class MainWindow(QMainWindow):
         self.proxy.modelReset.connect(self._update_count)
         self._update_count()
         self.resize(980, 520)
+        self._header_restored = False
         self._restore()
+        model.modelReset.connect(self._fit_columns)
 
     # ------------------------------------------------------------ actions
 
@@ -237,6 +239,20 @@ class MainWindow(QMainWindow):
             self.table.selectRow(index.row())
             self.table.scrollTo(index)
 
+    def _fit_columns(self) -> None:
+        # Once, on the first list, unless the person's own widths were restored.
+        if not self._header_restored and self.model.rowCount():
+            self._header_restored = True
+            self.table.resizeColumnsToContents()
+
+    def set_available(self, available: bool, reason: str) -> None:
+        """Show whether the helper is there; the list is greyed while it is not."""
+        if available:
+            self.banner.hide()
+        else:
+            self.banner.show_message(reason)
+        self.table.setEnabled(available)
+
     def _listed(self) -> None:
         if self._select_when_listed is not None:
             self.select(self._select_when_listed)
@@ -268,7 +284,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         header = self._settings.value("window/header")
         if isinstance(header, QByteArray):
-            self.table.horizontalHeader().restoreState(header)
+            self._header_restored = self.table.horizontalHeader().restoreState(header)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._settings.setValue("window/geometry", self.saveGeometry())

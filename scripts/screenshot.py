@@ -1,0 +1,174 @@
+"""Screenshots of the real window under Xvfb, against the real stack.
+
+    sudo .venv/bin/python scripts/screenshot.py [OUTDIR]   (default: screenshots/)
+
+Brings up a private system bus, polkitd and the helper in a network
+namespace (the test stack), makes a few devices there, runs the window on
+Qt's xcb platform under Xvfb, and writes PNGs of the main window, the New TAP
+dialog, the Properties dialog and the helper-away banner.  Look at them
+before calling visual work done.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from integration import stack  # noqa: E402
+
+
+def start_xvfb() -> subprocess.Popen[bytes]:
+    """A virtual screen on a free display number; sets DISPLAY."""
+    for number in range(90, 110):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists():
+            break
+    proc = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", "1400x900x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    stack.wait_until(lambda: Path(f"/tmp/.X11-unix/X{number}").exists(), what="Xvfb")
+    os.environ["DISPLAY"] = f":{number}"
+    return proc
+
+
+def make_devices(netns: stack.Netns) -> None:
+    """A small lab: a bridge with two TAPs, a TUN for a VPN, one made by `ip`."""
+    from dbus_fast import Variant
+
+    from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH, SPEC_SIGNATURES
+
+    address = os.environ["DBUS_SYSTEM_BUS_ADDRESS"]
+
+    def call(member: str, **spec: object) -> None:
+        body = {k: Variant(SPEC_SIGNATURES[k], v) for k, v in spec.items()}
+        stack.bus_call(address, BUS_NAME, OBJECT_PATH, INTERFACE, member, "a{sv}", [body])
+
+    call("CreateBridge", name="labbr0", up=True, addresses=["192.0.2.1/24"])
+    call("CreateDevice", mode="tap", name="vm1", persist=True, owner=65534, master="labbr0",
+         up=True, vnet_hdr=True)
+    call("CreateDevice", mode="tap", name="vm2", persist=True, owner=65534, master="labbr0",
+         up=True, vnet_hdr=True, multi_queue=True)
+    call("CreateDevice", mode="tun", name="vpn0", persist=True, owner=65534, mtu=1420,
+         addresses=["198.51.100.1/24", "2001:db8::1/64"], up=True)
+    netns.ip("tuntap", "add", "mode", "tap", "name", "qemu-tap0")
+
+
+def shoot(outdir: Path, address: str, helper: stack.HelperProcess) -> list[Path]:
+    """Run the window and write the PNGs."""
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    from tungui import icons
+    from tungui.app import App
+
+    app = QApplication(["tungui"])
+    app.setApplicationName("tungui")
+    app.setDesktopFileName("io.github.tungui.TunGui")
+    app.setWindowIcon(icons.app_icon())
+    settings_dir = Path(tempfile.mkdtemp())
+    tungui = App(address, QSettings(str(settings_dir / "s.ini"), QSettings.Format.IniFormat))
+    tungui.start()
+    written: list[Path] = []
+
+    def settle(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            app.processEvents()
+            time.sleep(0.02)
+
+    def save(widget: QWidget, name: str) -> None:
+        path = outdir / f"{name}.png"
+        widget.grab().save(str(path))
+        written.append(path)
+
+    deadline = time.monotonic() + 15
+    while tungui.model.rowCount() < 5 and time.monotonic() < deadline:
+        settle(0.1)
+    tungui.window.resize(1180, 420)
+    tungui.window.select("vm1")
+    settle(0.5)
+    save(tungui.window, "main-window")
+
+    dialog = tungui.controller.new_device("tap")
+    settle(0.5)
+    save(dialog, "new-tap-dialog")
+    dialog.reject()
+
+    dialog = tungui.controller.new_device("tun")
+    settle(0.3)
+    name = next(w for w in dialog.findChildren(QWidget) if w.accessibleName() == "Name")
+    name.setText("a-name-far-too-long")  # type: ignore[attr-defined]
+    settle(0.3)
+    save(dialog, "new-tun-dialog-problem")
+    dialog.reject()
+
+    tungui.window.select("vpn0")
+    properties = tungui.controller.edit_selected()
+    settle(0.5)
+    if properties is not None:
+        save(properties, "properties-dialog")
+        properties.reject()
+
+    helper.kill()
+    deadline = time.monotonic() + 10
+    while tungui.bridge.available and time.monotonic() < deadline:
+        settle(0.1)
+    settle(0.5)
+    save(tungui.window, "helper-away")
+
+    QTimer.singleShot(0, app.quit)
+    tungui.stop()
+    shutil.rmtree(settings_dir, ignore_errors=True)
+    return written
+
+
+def main() -> int:
+    outdir = Path(sys.argv[1] if len(sys.argv) > 1 else REPO / "screenshots").resolve()
+    outdir.mkdir(parents=True, exist_ok=True)
+    stack.remove_stale_netns()
+    directory = stack.make_shared_tmpdir("tungui-shots-")
+    bus = stack.DBusDaemon(directory)
+    netns = stack.Netns(f"tungui-shots-{os.getpid()}")
+    xvfb = start_xvfb()
+    polkit = None
+    helper = None
+    try:
+        bus.start()
+        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
+        polkit = stack.PolkitDaemon(bus.address, directory)
+        polkit.start()
+        netns.create()
+        helper = stack.HelperProcess(
+            bus.address,
+            netns,
+            directory,
+            pythonpath=stack.python_path(directory / "shim"),
+        )
+        helper.start()
+        make_devices(netns)
+        for path in shoot(outdir, bus.address, helper):
+            print(path)
+        return 0
+    finally:
+        if helper is not None and helper.running:
+            helper.stop()
+        if polkit is not None:
+            polkit.stop()
+        bus.stop()
+        netns.delete()
+        xvfb.terminate()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
