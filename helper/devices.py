@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -79,15 +80,26 @@ class DeviceManager:
             self._on_change(delta)
 
     async def refresh(self, *names: str) -> None:
-        """Read links again after changing them.
+        """Read links again, by name (for the delayed re-check)."""
+        infos = await self.links.run(lambda: [self.links.lookup(name) for name in names])
+        self._apply_read(infos)
+
+    async def refresh_index(self, index: int) -> None:
+        """Read a link again after changing it.
 
         The kernel announces changes to a link that is down (alias, owner,
         persist, a program attaching) with no netlink event, so after its
         own changes the helper reads the link back.
         """
-        infos = await self.links.run(lambda: [self.links.lookup(name) for name in names])
+        info = await self.links.run(lambda: self.links.read(index))
+        self._apply_read([info])
+
+    def _apply_read(self, infos: list[LinkInfo | None]) -> None:
         self.drain()
-        delta = self.table.apply([("link", info) for info in infos if info is not None])
+        read = [info for info in infos if info is not None]
+        # What was just read needs no delayed re-check.
+        self._recheck.difference_update(info.name for info in read)
+        delta = self.table.apply([("link", info) for info in read])
         if delta:
             self._on_change(delta)
 
@@ -242,10 +254,10 @@ class DeviceManager:
         """
         async with self._lock:
             master = None if spec.master is None else self._bridge(spec.master)
-            handle = await self.links.run(lambda: self._create_sync(spec, master))
+            handle, index = await self.links.run(lambda: self._create_sync(spec, master))
             if spec.persist:
                 handle.close()
-            await self.refresh(handle.name)
+            await self.refresh_index(index)
             link = self.table.by_name(handle.name)
             if not spec.persist:
                 if link is None:
@@ -254,7 +266,7 @@ class DeviceManager:
                 self._held[link.index] = Holding(handle, client)
             return handle.name
 
-    def _create_sync(self, spec: DeviceSpec, master: LinkInfo | None) -> tun.TunHandle:
+    def _create_sync(self, spec: DeviceSpec, master: LinkInfo | None) -> tuple[tun.TunHandle, int]:
         flags = tun.iff_flags(
             mode=spec.mode, pi=spec.pi, vnet_hdr=spec.vnet_hdr, multi_queue=spec.multi_queue
         )
@@ -266,9 +278,10 @@ class DeviceManager:
                 handle.set_group(spec.group)
             if spec.persist:
                 handle.set_persist(True)
-            link = self.links.lookup(handle.name)
-            if link is None:
-                raise Failed(f"{handle.name} vanished while it was being created.")
+            try:
+                index = socket.if_nametoindex(handle.name)
+            except OSError:
+                raise Failed(f"{handle.name} vanished while it was being created.") from None
             what = f"Could not set up {handle.name}"
             attrs: dict[str, Any] = {"ifalias": MANAGED_ALIAS}
             # libvirt's order for a TAP on a bridge: a MAC the bridge will
@@ -282,24 +295,24 @@ class DeviceManager:
                 attrs["address"] = mac
             if mtu is not None:
                 attrs["mtu"] = mtu
-            self.links.set(link.index, what, **attrs)
+            self.links.set(index, what, **attrs)
             self.links.announce(handle.name)
             if master is not None:
                 self.links.set(
-                    link.index,
+                    index,
                     f"Could not put {handle.name} into {master.name}",
                     master=master.index,
                 )
             for address in spec.addresses:
                 self.links.add_address(
-                    link.index, str(address), f"Could not add {address} to {handle.name}"
+                    index, str(address), f"Could not add {address} to {handle.name}"
                 )
             if spec.up:
-                self.links.set(link.index, f"Could not bring {handle.name} up", state="up")
+                self.links.set(index, f"Could not bring {handle.name} up", state="up")
         except BaseException:
             self._discard_sync(handle, spec.persist)
             raise
-        return handle
+        return handle, index
 
     def _discard_sync(self, handle: tun.TunHandle, persist: bool) -> None:
         """Undo a half-made device: clear persist, close its queues, make sure it is gone."""
@@ -317,11 +330,11 @@ class DeviceManager:
         """Create a bridge (bridges have no fd: they persist until deleted)."""
         async with self._lock:
             name = self.table.free_name(spec.name)
-            await self.links.run(lambda: self._create_bridge_sync(spec, name))
-            await self.refresh(name)
+            index = await self.links.run(lambda: self._create_bridge_sync(spec, name))
+            await self.refresh_index(index)
             return name
 
-    def _create_bridge_sync(self, spec: BridgeSpec, name: str) -> None:
+    def _create_bridge_sync(self, spec: BridgeSpec, name: str) -> int:
         index = self.links.add_bridge(name)
         try:
             what = f"Could not set up {name}"
@@ -339,6 +352,7 @@ class DeviceManager:
         except BaseException:
             self.links.delete(index, f"Could not remove {name}")
             raise
+        return index
 
     async def delete(self, name: str) -> None:
         """Remove a device or bridge."""
@@ -387,7 +401,7 @@ class DeviceManager:
                 holding.handle.close()
             if new_holding is not None:
                 self._held[link.index] = Holding(new_holding, client)
-            await self.refresh(link.name)
+            await self.refresh_index(link.index)
 
     def _check_changes(self, link: LinkInfo, changes: Changes) -> None:
         tuntap = link.kind in ("tun", "tap")

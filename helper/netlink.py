@@ -342,6 +342,17 @@ class Links:
         self.announce(name)
         return index
 
+    def read(self, index: int) -> LinkInfo | None:
+        """Read one link by index now, bypassing the table (one request)."""
+        try:
+            events = parse(self.ipr.get_links(index))
+        except NetlinkError:
+            return None
+        for kind, info in events:
+            if kind == "link" and isinstance(info, LinkInfo):
+                return info
+        return None
+
     def lookup(self, name: str) -> LinkInfo | None:
         """Read one link now, bypassing the table."""
         try:

@@ -39,7 +39,8 @@ def to_variants(device: dict[str, Any]) -> dict[str, Variant]:
             value = wire(value)
         elif signature == "as":
             value = [wire(v) for v in value]
-        variants[key] = Variant(signature, value)
+        # The types are ours and fixed; the marshaller checks them anyway.
+        variants[key] = Variant(signature, value, verify=False)
     return variants
 
 
@@ -61,6 +62,10 @@ class HelperService:
             bus, self, Authority(bus), {"Version": lambda: Variant("s", __version__)}
         )
         self._pending = Delta()
+        # Each device's last dict and its variants: most devices do not
+        # change between two ListDevices, and building variants is the
+        # larger part of answering one.
+        self._variants: dict[int, tuple[dict[str, Any], dict[str, Variant]]] = {}
         #: Clients watching DevicesChanged; the helper stays while there are any.
         self.subscribers: set[str] = set()
         self._flush: asyncio.TimerHandle | None = None
@@ -82,7 +87,16 @@ class HelperService:
 
     @method("ListDevices", action=PUBLIC)
     async def list_devices(self, sender: str) -> list[Any]:
-        return [[to_variants(d) for d in self.devices.list_devices()]]
+        return [[self._device_variants(d) for d in self.devices.list_devices()]]
+
+    def _device_variants(self, device: dict[str, Any]) -> dict[str, Variant]:
+        index = int(device["index"])
+        cached = self._variants.get(index)
+        if cached is not None and cached[0] == device:
+            return cached[1]
+        variants = to_variants(device)
+        self._variants[index] = (device, variants)
+        return variants
 
     @method(
         "CreateDevice",
@@ -144,11 +158,13 @@ class HelperService:
     def _emit(self) -> None:
         self._flush = None
         delta, self._pending = self._pending, Delta()
+        for index in delta.removed:
+            self._variants.pop(index, None)
         updated = []
         for index in sorted(delta.changed):
             link = self.devices.table.links.get(index)
             if link is not None and link.kind in ("tun", "tap", "bridge"):
-                updated.append(to_variants(self.devices.describe(link)))
+                updated.append(self._device_variants(self.devices.describe(link)))
         removed = sorted({wire(name) for name in delta.removed.values()})
         if not updated and not removed:
             return

@@ -53,12 +53,37 @@ def make_devices(netns: stack.Netns) -> None:
         stack.bus_call(address, BUS_NAME, OBJECT_PATH, INTERFACE, member, "a{sv}", [body])
 
     call("CreateBridge", name="labbr0", up=True, addresses=["192.0.2.1/24"])
-    call("CreateDevice", mode="tap", name="vm1", persist=True, owner=65534, master="labbr0",
-         up=True, vnet_hdr=True)
-    call("CreateDevice", mode="tap", name="vm2", persist=True, owner=65534, master="labbr0",
-         up=True, vnet_hdr=True, multi_queue=True)
-    call("CreateDevice", mode="tun", name="vpn0", persist=True, owner=65534, mtu=1420,
-         addresses=["198.51.100.1/24", "2001:db8::1/64"], up=True)
+    call(
+        "CreateDevice",
+        mode="tap",
+        name="vm1",
+        persist=True,
+        owner=65534,
+        master="labbr0",
+        up=True,
+        vnet_hdr=True,
+    )
+    call(
+        "CreateDevice",
+        mode="tap",
+        name="vm2",
+        persist=True,
+        owner=65534,
+        master="labbr0",
+        up=True,
+        vnet_hdr=True,
+        multi_queue=True,
+    )
+    call(
+        "CreateDevice",
+        mode="tun",
+        name="vpn0",
+        persist=True,
+        owner=65534,
+        mtu=1420,
+        addresses=["198.51.100.1/24", "2001:db8::1/64"],
+        up=True,
+    )
     netns.ip("tuntap", "add", "mode", "tap", "name", "qemu-tap0")
 
 
