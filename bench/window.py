@@ -93,12 +93,27 @@ def cold_start(code: str, platform: str, runs: int) -> list[float]:
 
 def device(index: int) -> dict[str, Any]:
     return {
-        "name": f"tap{index}", "index": index, "kind": "tap", "mode": "tap",
-        "managed": True, "operstate": "down", "up": False, "mtu": 1500,
+        "name": f"tap{index}",
+        "index": index,
+        "kind": "tap",
+        "mode": "tap",
+        "managed": True,
+        "operstate": "down",
+        "up": False,
+        "mtu": 1500,
         "mac": f"02:00:00:00:{index // 256 % 256:02x}:{index % 256:02x}",
-        "addresses": [f"192.0.2.{index % 250 + 1}/24"], "master": "", "persist": True,
-        "owner": 0, "group": -1, "pi": False, "vnet_hdr": False, "multi_queue": False,
-        "queues_attached": 0, "disabled_queues": 0, "held": False, "transient": False,
+        "addresses": [f"192.0.2.{index % 250 + 1}/24"],
+        "master": "",
+        "persist": True,
+        "owner": 0,
+        "group": -1,
+        "pi": False,
+        "vnet_hdr": False,
+        "multi_queue": False,
+        "queues_attached": 0,
+        "disabled_queues": 0,
+        "held": False,
+        "transient": False,
     }
 
 

@@ -166,9 +166,8 @@ class MainWindow(QMainWindow):
             "&Filter", "edit-find", QKeySequence.StandardKey.Find, "Filter the device list"
         )
         self.filter_action.triggered.connect(self._focus_filter)
-        self.quit_action = self._action(
-            "&Quit", "application-exit", QKeySequence.StandardKey.Quit, "Quit tungui"
-        )
+        # Explicit: the platform's StandardKey.Quit is empty on some desktops.
+        self.quit_action = self._action("&Quit", "application-exit", "Ctrl+Q", "Quit tungui")
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         self.quit_action.triggered.connect(self.close)
 
