@@ -38,6 +38,7 @@ async def _idle(service: HelperService, timeout: float) -> None:
                 service.dispatcher.inflight == 0
                 and not service.devices.holds_anything
                 and not service.subscribers
+                and not service.ticker.watchers
             ):
                 return
 

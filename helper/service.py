@@ -11,6 +11,7 @@ from dbus_fast.aio import MessageBus
 
 from . import __version__, validate
 from .contract import DEVICE_SIGNATURES, INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED, Action
+from .counters import StatisticsTicker
 from .devices import DeviceManager
 from .dispatch import PUBLIC, Dispatcher, method
 from .polkit import Authority
@@ -68,6 +69,7 @@ class HelperService:
         self._variants: dict[int, tuple[dict[str, Any], dict[str, Variant]]] = {}
         #: Clients watching DevicesChanged; the helper stays while there are any.
         self.subscribers: set[str] = set()
+        self.ticker = StatisticsTicker(self._counted_names, self._send_statistics)
         self._flush: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
@@ -79,6 +81,7 @@ class HelperService:
 
     def close(self) -> None:
         """Release everything the helper holds."""
+        self.ticker.close()
         if self._flush is not None:
             self._flush.cancel()
         self.devices.close()
@@ -139,6 +142,18 @@ class HelperService:
             self.subscribers.discard(sender)
         return []
 
+    @method("WatchStatistics", parse=(int,), action=PUBLIC)
+    async def watch_statistics(self, sender: str, interval_ms: int) -> list[Any]:
+        self.ticker.watch(sender, interval_ms)
+        if not await self._still_connected(sender):
+            self.ticker.unwatch(sender)
+        return []
+
+    @method("UnwatchStatistics", action=PUBLIC)
+    async def unwatch_statistics(self, sender: str) -> list[Any]:
+        self.ticker.unwatch(sender)
+        return []
+
     @method("GetPermissions", action=PUBLIC)
     async def get_permissions(self, sender: str) -> list[Any]:
         authority = Authority(self.bus)
@@ -174,6 +189,17 @@ class HelperService:
             )
         )
 
+    def _counted_names(self) -> list[str]:
+        return [link.name for link in self.devices.table.listed()]
+
+    def _send_statistics(self, timestamp_ns: int, rows: list[tuple[Any, ...]]) -> None:
+        counters = [[wire(row[0]), *row[1:]] for row in rows]
+        self.bus.send(
+            Message.new_signal(
+                OBJECT_PATH, INTERFACE, "Statistics", "ta(stttttttt)", [timestamp_ns, counters]
+            )
+        )
+
     # --------------------------------------------------------------- clients
 
     def _client_gone(self, msg: Message) -> bool:
@@ -185,6 +211,7 @@ class HelperService:
             and not msg.body[2]
         ):
             self.subscribers.discard(msg.body[0])
+            self.ticker.unwatch(msg.body[0])
             released = self.devices.release(msg.body[0])
             if released:
                 log.info("%s left the bus; released %s", msg.body[0], ", ".join(released))

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: Longest wait between two attempts to reach an absent helper.
 MAX_RETRY = 10.0
+#: How often the counters are refreshed: several times a second.
+STATISTICS_INTERVAL_MS = 250
 
 _UNAVAILABLE = "org.freedesktop.DBus.Error.ServiceUnknown"
 
@@ -73,6 +75,8 @@ class HelperBridge(QObject):
     availabilityChanged = Signal(bool, str)
     #: polkit's answer per action: "yes", "auth" or "no".
     permissionsChanged = Signal(dict)
+    #: One Statistics tick: timestamp_ns and {name: counters}.
+    statistics = Signal(object, object)
     #: A request finished: its id and result.
     finished = Signal(int, object)
     #: A request failed: its id, the D-Bus error name and the helper's sentence.
@@ -228,6 +232,7 @@ class HelperBridge(QObject):
             await client.subscribe()
             devices = await client.list_devices()
             permissions = await client.get_permissions()
+            await client.watch_statistics(STATISTICS_INTERVAL_MS, self._on_statistics)
         except HelperError as exc:
             self._set_available(False, explain(exc, seen=self._seen))
             return False
@@ -295,6 +300,10 @@ class HelperBridge(QObject):
         await asyncio.wait(tasks, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:
             task.cancel()
+
+    def _on_statistics(self, timestamp_ns: int, counters: dict[str, tuple[int, ...]]) -> None:
+        if self._available:
+            self.statistics.emit(timestamp_ns, counters)
 
     def _on_devices_changed(self, updated: list[dict[str, Any]], removed: list[str]) -> None:
         if self._available:

@@ -31,6 +31,9 @@ from tungui_helper.contract import (
 from tungui_helper.wire import ASCII_ONLY
 
 DevicesChanged = Callable[[list[dict[str, Any]], list[str]], None]
+#: (timestamp_ns, {name: (rx packets, rx bytes, rx dropped, rx errors,
+#: tx packets, tx bytes, tx dropped, tx errors)})
+StatisticsCallback = Callable[[int, dict[str, tuple[int, ...]]], None]
 
 
 class HelperError(Exception):
@@ -137,6 +140,9 @@ class HelperClient:
         self.bus = bus
         self._watchers: list[DevicesChanged] = []
         self._subscribed = False
+        self._statistics: list[StatisticsCallback] = []
+        self._statistics_matched = False
+        self._handler_added = False
 
     @classmethod
     async def connect(cls, address: str | None = None) -> HelperClient:
@@ -230,12 +236,46 @@ class HelperClient:
         if self._subscribed:
             return
         self._subscribed = True
-        self.bus.add_message_handler(self._on_message)
+        self._ensure_handler()
         rule = (
             f"type='signal',sender='{BUS_NAME}',interface='{INTERFACE}',"
             f"member='{SIGNAL_DEVICES_CHANGED}',"
             f"path='{OBJECT_PATH}'"
         )
+        await self.bus.call(
+            Message(
+                destination="org.freedesktop.DBus",
+                path="/org/freedesktop/DBus",
+                interface="org.freedesktop.DBus",
+                member="AddMatch",
+                signature="s",
+                body=[rule],
+            )
+        )
+
+    async def watch_statistics(self, interval_ms: int, callback: StatisticsCallback) -> None:
+        """Call ``callback(timestamp_ns, counters)`` on every Statistics tick.
+
+        The helper sends them every ``interval_ms`` (100 to 10,000) while
+        this connection lasts.
+        """
+        if callback not in self._statistics:
+            self._statistics.append(callback)
+        if not self._statistics_matched:
+            self._statistics_matched = True
+            self._ensure_handler()
+            await self._add_match(
+                f"type='signal',sender='{BUS_NAME}',interface='{INTERFACE}',"
+                f"member='Statistics',path='{OBJECT_PATH}'"
+            )
+        await self._call("WatchStatistics", interval_ms)
+
+    def _ensure_handler(self) -> None:
+        if not self._handler_added:
+            self._handler_added = True
+            self.bus.add_message_handler(self._on_message)
+
+    async def _add_match(self, rule: str) -> None:
         await self.bus.call(
             Message(
                 destination="org.freedesktop.DBus",
@@ -258,4 +298,15 @@ class HelperClient:
             removed = list(msg.body[1])
             for callback in self._watchers:
                 callback(updated, removed)
+        elif (
+            msg.message_type == MessageType.SIGNAL
+            and msg.interface == INTERFACE
+            and msg.member == "Statistics"
+            and msg.path == OBJECT_PATH
+            and self._statistics
+        ):
+            timestamp, rows = msg.body
+            counters = {str(row[0]): tuple(int(v) for v in row[1:]) for row in rows}
+            for statistics in self._statistics:
+                statistics(int(timestamp), counters)
         return False

@@ -54,6 +54,7 @@ class Controller(QObject):
 
         bridge.devicesReset.connect(model.reset)
         bridge.devicesChanged.connect(model.apply)
+        bridge.statistics.connect(model.apply_statistics)
         bridge.availabilityChanged.connect(self._availability)
         bridge.permissionsChanged.connect(self._set_permissions)
         bridge.finished.connect(self._finished)

@@ -127,6 +127,76 @@ COLUMNS: tuple[Column, ...] = (
 )
 NAME_COLUMN = 0
 
+#: One device's counters: rx packets, rx bytes, rx dropped, rx errors,
+#: tx packets, tx bytes, tx dropped, tx errors.
+Counters = tuple[int, ...]
+
+
+def count_text(value: int) -> str:
+    """A counter with thousands separators."""
+    return f"{value:,}"
+
+
+def bytes_text(value: float) -> str:
+    """Bytes in the units a person reads (kB = 1000 B)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return ""
+
+
+def rate_text(bits_per_second: float) -> str:
+    """A bit rate in bit/s, kbit/s, Mbit/s or Gbit/s."""
+    for unit in ("bit/s", "kbit/s", "Mbit/s", "Gbit/s"):
+        if bits_per_second < 1000 or unit == "Gbit/s":
+            return (
+                f"{bits_per_second:.0f} {unit}"
+                if unit == "bit/s"
+                else (f"{bits_per_second:.1f} {unit}")
+            )
+        bits_per_second /= 1000
+    return ""
+
+
+@dataclass(frozen=True)
+class StatColumn:
+    """A column of live counters: its header, its value, and how to show it."""
+
+    title: str
+    value: Callable[[Counters, tuple[float, float, float, float]], float]
+    text: Callable[[float], str]
+    tip: str = ""
+
+
+STAT_COLUMNS: tuple[StatColumn, ...] = (
+    StatColumn(
+        "RX packets", lambda c, r: c[0], lambda v: count_text(int(v)), "Packets the device received"
+    ),
+    StatColumn(
+        "TX packets", lambda c, r: c[4], lambda v: count_text(int(v)), "Packets the device sent"
+    ),
+    StatColumn("RX bytes", lambda c, r: c[1], bytes_text),
+    StatColumn("TX bytes", lambda c, r: c[5], bytes_text),
+    StatColumn(
+        "Drops",
+        lambda c, r: c[2] + c[6],
+        lambda v: count_text(int(v)),
+        "Packets dropped, received and sent",
+    ),
+    StatColumn(
+        "Errors",
+        lambda c, r: c[3] + c[7],
+        lambda v: count_text(int(v)),
+        "Receive and transmit errors",
+    ),
+    StatColumn("RX rate", lambda c, r: r[0], rate_text, "Received, bits per second"),
+    StatColumn("TX rate", lambda c, r: r[1], rate_text, "Sent, bits per second"),
+)
+FIRST_STAT_COLUMN = len(COLUMNS)
+ALL_COLUMNS = len(COLUMNS) + len(STAT_COLUMNS)
+_NO_RATES = (0.0, 0.0, 0.0, 0.0)
+
 
 class DeviceTableModel(QAbstractTableModel):
     """Every device the helper lists, one row each."""
@@ -135,6 +205,9 @@ class DeviceTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._devices: list[Device] = []
         self._rows: dict[int, int] = {}  # interface index -> row
+        self._counters: dict[str, tuple[int, Counters]] = {}  # name -> (time ns, counters)
+        # name -> (rx bit/s, tx bit/s, rx packets/s, tx packets/s)
+        self._rates: dict[str, tuple[float, float, float, float]] = {}
 
     # --------------------------------------------------------------- feeding
 
@@ -177,6 +250,37 @@ class DeviceTableModel(QAbstractTableModel):
             if doomed:
                 self._reindex()
 
+    def apply_statistics(self, timestamp_ns: int, counters: dict[str, Counters]) -> None:
+        """Take one Statistics tick: new counters, and rates since the last one."""
+        for name, values in counters.items():
+            previous = self._counters.get(name)
+            if previous is not None and timestamp_ns > previous[0]:
+                seconds = (timestamp_ns - previous[0]) / 1e9
+                old = previous[1]
+                self._rates[name] = (
+                    max(values[1] - old[1], 0) * 8 / seconds,
+                    max(values[5] - old[5], 0) * 8 / seconds,
+                    max(values[0] - old[0], 0) / seconds,
+                    max(values[4] - old[4], 0) / seconds,
+                )
+            self._counters[name] = (timestamp_ns, values)
+        if self._devices:
+            # One signal for the whole block of counter columns.
+            self.dataChanged.emit(
+                self.index(0, FIRST_STAT_COLUMN),
+                self.index(len(self._devices) - 1, ALL_COLUMNS - 1),
+                [Qt.ItemDataRole.DisplayRole],
+            )
+
+    def counters(self, name: str) -> Counters | None:
+        """A device's last counters."""
+        entry = self._counters.get(name)
+        return None if entry is None else entry[1]
+
+    def rates(self, name: str) -> tuple[float, float, float, float]:
+        """A device's rates: rx and tx bit/s, rx and tx packets/s."""
+        return self._rates.get(name, _NO_RATES)
+
     def _reindex(self) -> None:
         self._rows = {int(d.get("index", -1)): row for row, d in enumerate(self._devices)}
 
@@ -207,23 +311,32 @@ class DeviceTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self._devices)
 
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
+        return 0 if parent.isValid() else ALL_COLUMNS
 
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < ALL_COLUMNS:
             return None
+        column: Column | StatColumn = (
+            COLUMNS[section]
+            if section < FIRST_STAT_COLUMN
+            else STAT_COLUMNS[section - FIRST_STAT_COLUMN]
+        )
         if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section].title
+            return column.title
         if role == Qt.ItemDataRole.ToolTipRole:
-            return COLUMNS[section].tip or None
+            return column.tip or None
+        if role == Qt.ItemDataRole.TextAlignmentRole and section >= FIRST_STAT_COLUMN:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
         device = self._devices[index.row()]
+        if index.column() >= FIRST_STAT_COLUMN:
+            return self._stat_data(device, STAT_COLUMNS[index.column() - FIRST_STAT_COLUMN], role)
         column = COLUMNS[index.column()]
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
             return column.text(device)
@@ -247,6 +360,20 @@ class DeviceTableModel(QAbstractTableModel):
             return font
         return None
 
+    def _stat_data(self, device: Device, column: StatColumn, role: int) -> Any:
+        name = str(device.get("name"))
+        entry = self._counters.get(name)
+        if entry is None:
+            return None
+        value = column.value(entry[1], self._rates.get(name, _NO_RATES))
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
+            return column.text(value)
+        if role == SORT_ROLE:
+            return value
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
 
 def device_icon(device: Device) -> QIcon:
     """The icon of a device's kind."""
@@ -258,14 +385,32 @@ def device_icon(device: Device) -> QIcon:
 
 
 class DeviceFilterModel(QSortFilterProxyModel):
-    """Filters on any column's text, case-insensitively; sorts numbers as numbers."""
+    """Filters on the descriptive columns' text, case-insensitively; sorts numbers as numbers.
+
+    The live counters are left out of the filter: they change several times
+    a second, and a row should not blink in and out as they do.
+    """
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.setFilterKeyColumn(-1)
-        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self._needle = ""
         self.setSortRole(SORT_ROLE)
         self.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+    def set_filter(self, text: str) -> None:
+        """Show only rows where some descriptive column contains ``text``."""
+        self.beginFilterChange()
+        self._needle = text.strip().lower()
+        self.endFilterChange()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
+        if not self._needle:
+            return True
+        model = self.sourceModel()
+        if not isinstance(model, DeviceTableModel):
+            return True
+        device = model.device(source_row)
+        return any(self._needle in column.text(device).lower() for column in COLUMNS)
 
     def device(self, proxy_row: int) -> Device:
         """The device dict of a row of this proxy."""

@@ -70,7 +70,7 @@ class MainWindow(QMainWindow):
         self.filter.setClearButtonEnabled(True)
         self.filter.setAccessibleName("Filter devices")
         self.filter.addAction(icons.icon("edit-find"), QLineEdit.ActionPosition.LeadingPosition)
-        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.filter.textChanged.connect(self.proxy.set_filter)
         layout.addWidget(self.filter)
 
         self.table = QTableView(central)

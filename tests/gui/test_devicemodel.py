@@ -106,9 +106,9 @@ def test_filter_and_numeric_sort() -> None:
     proxy.setSourceModel(model)
     proxy.sort(column("MTU"), Qt.SortOrder.AscendingOrder)
     assert [proxy.index(r, 0).data() for r in range(3)] == ["vpn0", "tap0", "tap1"]
-    proxy.setFilterFixedString("198.51")
+    proxy.set_filter("198.51")
     assert [proxy.index(r, 0).data() for r in range(proxy.rowCount())] == ["tap1"]
-    proxy.setFilterFixedString("TUN")
+    proxy.set_filter("TUN")
     assert proxy.rowCount() == 1 and proxy.device(0)["name"] == "vpn0"
     assert proxy.index(0, 0).data(DEVICE_ROLE)["index"] == 3
     assert not proxy.index(0, 0).parent().isValid()

@@ -25,9 +25,17 @@ def test_the_service_declares_every_method_of_the_contract() -> None:
         "ConfigureDevice",
         "GetPermissions",
         "Subscribe",
+        "WatchStatistics",
+        "UnwatchStatistics",
     }
     public = {name for name, b in bound.items() if b.declaration.action is PUBLIC}
-    assert public == {"ListDevices", "GetPermissions", "Subscribe"}, "only reading is free"
+    assert public == {
+        "ListDevices",
+        "GetPermissions",
+        "Subscribe",
+        "WatchStatistics",
+        "UnwatchStatistics",
+    }, "only reading is free"
 
 
 def test_a_method_without_a_declaration_cannot_be_exported() -> None:

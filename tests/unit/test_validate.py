@@ -162,3 +162,20 @@ def test_wire_text_is_always_encodable() -> None:
     assert wire("lab\udcff0") == "lab\\xff0"
     assert wire("é0") == ("\\xe90" if ASCII_ONLY else "é0")
     assert wire("tap0") == "tap0"
+
+
+def test_proc_net_dev_parsing() -> None:
+    from tungui_helper.counters import clamp_interval, parse_proc_net_dev
+
+    text = (
+        "Inter-|   Receive                                                |  Transmit\n"
+        " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets"
+        " errs drop fifo colls carrier compressed\n"
+        "    lo:    3193      29    0    0    0     0          0         0     3193      29"
+        "    0    0    0     0       0          0\n"
+        "  tap0: 1000 10 1 2 0 0 0 0 2000 20 3 4 0 0 0 0\n"
+    )
+    counters = parse_proc_net_dev(text)
+    assert counters["tap0"] == (10, 1000, 2, 1, 20, 2000, 4, 3)
+    assert counters["lo"] == (29, 3193, 0, 0, 29, 3193, 0, 0)
+    assert (clamp_interval(1), clamp_interval(500), clamp_interval(10**9)) == (100, 500, 10000)

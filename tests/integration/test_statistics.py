@@ -1,0 +1,151 @@
+"""Counters: what the client receives equals what the kernel counts; one message per tick."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+
+import pytest
+
+from tungui.client import HelperClient
+
+from .stack import HelperProcess, Netns, wait_until
+
+pytestmark = pytest.mark.integration
+
+Ticks = list[tuple[int, dict[str, tuple[int, ...]]]]
+
+
+def kernel_counters(netns: Netns, name: str) -> tuple[int, ...]:
+    (link,) = netns.ip_json("-s", "link", "show", "dev", name)
+    rx, tx = link["stats64"]["rx"], link["stats64"]["tx"]
+    return (rx["packets"], rx["bytes"], rx["dropped"], rx["errors"],
+            tx["packets"], tx["bytes"], tx["dropped"], tx["errors"])  # fmt: skip
+
+
+READER = """
+import fcntl, os, select, struct, sys
+fd = os.open("/dev/net/tun", os.O_RDWR)
+# IFF_TUN | IFF_NO_PI; attach to the existing device (TUNSETIFF).
+fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH22x", sys.argv[1].encode(), 0x1001))
+print("attached", flush=True)
+packets = 0
+while True:
+    ready, _, _ = select.select([fd, sys.stdin], [], [])
+    if sys.stdin in ready:
+        break
+    os.read(fd, 65536)
+    packets += 1
+print(packets, flush=True)
+"""
+
+
+class Reader:
+    """A program holding a TUN device and reading what is sent to it.
+
+    The kernel counts a TUN device's transmitted packets when a reader
+    takes them, as QEMU or OpenVPN would.  It runs inside the test's
+    namespace (a TUNSETIFF elsewhere would make a device there).
+    """
+
+    def __init__(self, netns: Netns, name: str) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", netns.name, "python3", "-c", READER, name],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "attached"
+
+    def close(self) -> int:
+        """Stop reading; return how many packets were read."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        count = int(self.proc.stdout.readline() or 0)
+        self.proc.wait(timeout=10)
+        return count
+
+
+async def _send_and_watch(
+    netns: Netns, interval_ms: int, send: list[str]
+) -> tuple[Ticks, str, tuple[int, ...], int]:
+    """Send through a TUN that a reader holds, watching Statistics.
+
+    Returns:
+        The ticks, the device's name, the kernel's own counters at the end,
+        and how many packets the reader took.
+    """
+    client = await HelperClient.connect(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
+    ticks: Ticks = []
+    name = await client.create_device(
+        {"mode": "tun", "name": "cnt%d", "persist": True, "addresses": ["192.0.2.1/24"], "up": True}
+    )
+    reader = Reader(netns, name)
+    try:
+        # Until the kernel's link watch sees the new carrier, the device's
+        # queue drops what is sent, counting nothing.
+        await asyncio.to_thread(
+            wait_until,
+            lambda: netns.ip_json("link", "show", "dev", name)[0]["operstate"] != "DOWN",
+            timeout=5,
+            what=f"{name} to have carrier",
+        )
+        await client.watch_statistics(interval_ms, lambda t, c: ticks.append((t, c)))
+        result = await asyncio.to_thread(
+            subprocess.run,
+            ["ip", "netns", "exec", netns.name, *send],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        # Wait for a tick that agrees with the kernel (traffic has stopped).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            await asyncio.sleep(interval_ms / 1000)
+            if ticks and ticks[-1][1].get(name) == kernel_counters(netns, name):
+                break
+        kernel = kernel_counters(netns, name)
+    finally:
+        read = reader.close()
+        await client.close()
+    return ticks, name, kernel, read
+
+
+def _udp(count: int) -> list[str]:
+    code = (
+        "import socket, time\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        f"for i in range({count}):\n"
+        "    while True:\n"
+        "        try:\n"
+        "            s.sendto(b'tungui' * 16, ('192.0.2.2', 9)); break\n"
+        "        except OSError: time.sleep(0.001)\n"
+    )
+    return ["python3", "-c", code]
+
+
+def test_counters_equal_the_kernels(helper: HelperProcess, clean_netns: Netns) -> None:
+    ticks, name, kernel, read = asyncio.run(_send_and_watch(clean_netns, 100, _udp(5)))
+    assert ticks, "no Statistics signal arrived"
+    last = ticks[-1][1][name]
+    assert last == kernel
+    # Five datagrams of 96 bytes: 124 bytes each with IPv4 and UDP headers.
+    assert last[4] == read >= 5
+    assert last[5] >= 5 * 124
+    stamps = [t for t, _ in ticks]
+    assert stamps == sorted(stamps)
+
+
+def test_the_message_rate_does_not_follow_the_packet_rate(
+    helper: HelperProcess, clean_netns: Netns
+) -> None:
+    start = time.monotonic()
+    ticks, name, _kernel, _read = asyncio.run(_send_and_watch(clean_netns, 200, _udp(20000)))
+    elapsed = time.monotonic() - start
+    counters = ticks[-1][1][name]
+    assert counters[4] + counters[6] >= 20000  # read or dropped: all went through
+    # One message per 200 ms tick, however many thousand packets flowed.
+    assert len(ticks) <= elapsed / 0.2 + 2, (len(ticks), elapsed)
