@@ -147,3 +147,26 @@ def test_copy_as_command() -> None:
         }
     )
     assert bridge.splitlines()[0] == "ip link add name br0 type bridge"
+
+
+def test_statistics_columns_and_rates() -> None:
+    from tungui.devicemodel import FIRST_STAT_COLUMN, STAT_COLUMNS
+
+    model = DeviceTableModel()
+    model.reset([tap(2, "tap0"), tap(3, "tap1")])
+    changes: list[tuple[int, int, int, int]] = []
+    model.dataChanged.connect(
+        lambda a, b, *_: changes.append((a.row(), a.column(), b.row(), b.column()))
+    )
+    model.apply_statistics(1_000_000_000, {"tap0": (10, 1000, 1, 0, 20, 2000, 0, 2)})
+    model.apply_statistics(2_000_000_000, {"tap0": (110, 126_000, 1, 0, 20, 2000, 0, 2)})
+    last = FIRST_STAT_COLUMN + len(STAT_COLUMNS) - 1
+    assert changes == [(0, FIRST_STAT_COLUMN, 1, last)] * 2, "one signal per tick"
+    titles = [c.title for c in STAT_COLUMNS]
+    text = {t: model.index(0, FIRST_STAT_COLUMN + i).data() for i, t in enumerate(titles)}
+    assert text["RX packets"] == "110" and text["TX packets"] == "20"
+    assert text["RX bytes"] == "126.0 kB" and text["Drops"] == "1" and text["Errors"] == "2"
+    assert text["RX rate"] == "1.0 Mbit/s"  # 125,000 bytes in one second
+    assert text["TX rate"] == "0 bit/s"
+    assert model.index(1, FIRST_STAT_COLUMN).data() is None, "no counters yet for tap1"
+    assert model.rates("tap0")[2] == 100.0  # packets per second
