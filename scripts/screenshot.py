@@ -31,7 +31,7 @@ def start_xvfb() -> subprocess.Popen[bytes]:
         if not Path(f"/tmp/.X11-unix/X{number}").exists():
             break
     proc = subprocess.Popen(
-        ["Xvfb", f":{number}", "-screen", "0", "1400x900x24", "-nolisten", "tcp"],
+        ["Xvfb", f":{number}", "-screen", "0", "1600x900x24", "-nolisten", "tcp"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -119,7 +119,7 @@ def shoot(outdir: Path, address: str, helper: stack.HelperProcess) -> list[Path]
     deadline = time.monotonic() + 15
     while tungui.model.rowCount() < 5 and time.monotonic() < deadline:
         settle(0.1)
-    tungui.window.resize(1180, 420)
+    tungui.window.resize(1380, 420)
     tungui.window.select("vm1")
     settle(0.5)
     save(tungui.window, "main-window")

@@ -29,6 +29,9 @@ from .messagebar import MessageBar
 
 Device = dict[str, Any]
 
+#: Columns hidden until a person shows them (header context menu).
+DEFAULT_HIDDEN = ("Group", "RX bytes", "TX bytes")
+
 
 class MainWindow(QMainWindow):
     """The device list and what can be done with it.
@@ -85,7 +88,11 @@ class MainWindow(QMainWindow):
         self.table.setShowGrid(False)
         self.table.setWordWrap(False)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setAccessibleName("Device columns")
+        header = self.table.horizontalHeader()
+        header.setAccessibleName("Device columns")
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._columns_menu)
+        header.setSectionsMovable(True)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setHighlightSections(False)
@@ -239,10 +246,39 @@ class MainWindow(QMainWindow):
             self.table.scrollTo(index)
 
     def _fit_columns(self) -> None:
-        # Once, on the first list, unless the person's own widths were restored.
+        # Once, on the first list, unless the person's own layout was restored.
         if not self._header_restored and self.model.rowCount():
             self._header_restored = True
             self.table.resizeColumnsToContents()
+            header = self.table.horizontalHeader()
+            titles = [
+                str(self.model.headerData(i, Qt.Orientation.Horizontal))
+                for i in range(self.model.columnCount())
+            ]
+            # The rates next to the state; the rarer columns hidden (the
+            # header's context menu shows them).
+            for offset, title in enumerate(("RX rate", "TX rate")):
+                header.moveSection(
+                    header.visualIndex(titles.index(title)),
+                    header.visualIndex(titles.index("State")) + 1 + offset,
+                )
+            for title in DEFAULT_HIDDEN:
+                header.hideSection(titles.index(title))
+
+    def _columns_menu(self, pos: QPoint) -> None:
+        header = self.table.horizontalHeader()
+        menu = QMenu(self)
+        menu.setAccessibleName("Columns menu")
+        for logical in range(self.model.columnCount()):
+            title = str(self.model.headerData(logical, Qt.Orientation.Horizontal))
+            action = menu.addAction(title)
+            action.setCheckable(True)
+            action.setChecked(not header.isSectionHidden(logical))
+            action.setEnabled(logical != NAME_COLUMN)
+            action.toggled.connect(
+                lambda shown, section=logical: header.setSectionHidden(section, not shown)
+            )
+        menu.popup(header.mapToGlobal(pos))
 
     def set_available(self, available: bool, reason: str) -> None:
         """Show whether the helper is there; the list is greyed while it is not."""
