@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import struct
 from importlib import resources
 
 BUS_NAME = "io.github.tungui.Helper1"
@@ -100,3 +101,15 @@ DEVICE_SIGNATURES: dict[str, str] = {
     "held": "b",
     "transient": "b",
 }
+
+
+#: One packet on a capture stream (StartCapture), little-endian, followed by
+#: the captured bytes: timestamp in ns since the epoch (u64), the packet's
+#: original length (u32), packets dropped so far, by the kernel or because
+#: the reader was slow (u32), direction (u16: 0 received by the device from
+#: its program or the wire, 1 sent by the host through it), reserved (u16).
+CAPTURE_RECORD = struct.Struct("<QIIHH")
+CAPTURE_DIRECTION_IN = 0
+CAPTURE_DIRECTION_OUT = 1
+CAPTURE_MAX_SNAPLEN = 262144
+CAPTURE_MIN_SNAPLEN = 64

@@ -14,8 +14,10 @@ needs that, so calls are taken by a message handler, which sees
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -56,6 +58,16 @@ PUBLIC: Final = _Public()
 ActionRule = Action | _Public | Callable[..., Action]
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+@dataclass(frozen=True)
+class FdReply:
+    """A reply that passes file descriptors; the helper's copies close once it is sent."""
+
+    body: list[Any]
+    fds: list[int]
+    #: Called after the reply went out (say, to start streaming).
+    sent: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -194,8 +206,9 @@ class Dispatcher:
         return True
 
     async def _call(self, bound: _Bound, msg: Message) -> None:
+        fd_reply: FdReply | None = None
         try:
-            reply = await self._run(bound, msg)
+            reply, fd_reply = await self._run(bound, msg)
         except HelperError as exc:
             reply = Message.new_error(msg, exc.error_name.value, wire(exc.message))
         except Exception:
@@ -210,10 +223,19 @@ class Dispatcher:
         finally:
             self.inflight -= 1
             self.activity.set()
-        if not int(msg.flags) & int(MessageFlag.NO_REPLY_EXPECTED):
-            self._bus.send(reply)
+        if int(msg.flags) & int(MessageFlag.NO_REPLY_EXPECTED) and fd_reply is None:
+            return
+        sending = self._bus.send(reply)
+        if fd_reply is not None:
+            # The fds must stay open until the message has been written.
+            with contextlib.suppress(Exception):
+                await sending
+            for fd in fd_reply.fds:
+                os.close(fd)
+            if fd_reply.sent is not None:
+                fd_reply.sent()
 
-    async def _run(self, bound: _Bound, msg: Message) -> Message:
+    async def _run(self, bound: _Bound, msg: Message) -> tuple[Message, FdReply | None]:
         if msg.signature != bound.in_signature:
             raise InvalidArgument(
                 f"{msg.member} takes arguments of type ({bound.in_signature}), "
@@ -240,7 +262,10 @@ class Dispatcher:
                 )
                 raise NotAuthorized(f"You are not allowed to {_ACTION_TEXT[action]}.{hint}")
         body = await bound.handler(msg.sender, *args)
-        return Message.new_method_return(msg, bound.out_signature, body)
+        if isinstance(body, FdReply):
+            reply = Message.new_method_return(msg, bound.out_signature, body.body, body.fds)
+            return reply, body
+        return Message.new_method_return(msg, bound.out_signature, body), None
 
     # ------------------------------------------------------------------
 

@@ -10,10 +10,12 @@ from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 from . import __version__, validate
+from .capture import Capture
 from .contract import DEVICE_SIGNATURES, INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED, Action
 from .counters import StatisticsTicker
 from .devices import DeviceManager
-from .dispatch import PUBLIC, Dispatcher, method
+from .dispatch import PUBLIC, Dispatcher, FdReply, method
+from .errors import Failed
 from .polkit import Authority
 from .table import Delta
 from .wire import wire
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 #: burst of netlink events never floods the shared system bus (a full socket
 #: buffer makes dbus-fast drop the connection).
 SIGNAL_INTERVAL = 0.05
+#: Captures one client may run at once (each holds two fixed-size buffers).
+MAX_CAPTURES_PER_CLIENT = 8
 
 _NAME_OWNER_GONE = (
     "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
@@ -70,6 +74,8 @@ class HelperService:
         #: Clients watching DevicesChanged; the helper stays while there are any.
         self.subscribers: set[str] = set()
         self.ticker = StatisticsTicker(self._counted_names, self._send_statistics)
+        #: Running captures; each ends when its reader closes or leaves the bus.
+        self.captures: set[Capture] = set()
         self._flush: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
@@ -82,6 +88,8 @@ class HelperService:
     def close(self) -> None:
         """Release everything the helper holds."""
         self.ticker.close()
+        for capture in list(self.captures):
+            capture.stop()
         if self._flush is not None:
             self._flush.cancel()
         self.devices.close()
@@ -154,6 +162,24 @@ class HelperService:
         self.ticker.unwatch(sender)
         return []
 
+    @method("StartCapture", parse=(_name, validate.capture_options), action=Action.CAPTURE)
+    async def start_capture(self, sender: str, name: str, snaplen: int) -> FdReply:
+        link = self.devices.find(name)
+        if sum(1 for c in self.captures if c.client == sender) >= MAX_CAPTURES_PER_CLIENT:
+            raise Failed(
+                f"You already capture on {MAX_CAPTURES_PER_CLIENT} devices; close one first."
+            )
+        capture = Capture(link.name, snaplen, sender, self.captures.discard)
+        self.captures.add(capture)
+        if not await self._still_connected(sender):
+            capture.stop()
+            raise Failed("The caller left the bus.")
+        # The reply carries a duplicate of the reader's end; the helper's
+        # copy of it is closed once the reply is written.
+        theirs = capture.theirs.detach()
+        log.info("%s captures on %s (snap length %d)", sender, link.name, snaplen)
+        return FdReply([0], [theirs], capture.start)
+
     @method("GetPermissions", action=PUBLIC)
     async def get_permissions(self, sender: str) -> list[Any]:
         authority = Authority(self.bus)
@@ -212,6 +238,8 @@ class HelperService:
         ):
             self.subscribers.discard(msg.body[0])
             self.ticker.unwatch(msg.body[0])
+            for capture in [c for c in self.captures if c.client == msg.body[0]]:
+                capture.stop()
             released = self.devices.release(msg.body[0])
             if released:
                 log.info("%s left the bus; released %s", msg.body[0], ", ".join(released))

@@ -260,6 +260,26 @@ def device_spec(values: Mapping[str, tuple[str, Any]]) -> DeviceSpec:
     )
 
 
+def capture_options(values: Mapping[str, tuple[str, Any]]) -> int:
+    """Check StartCapture's options; return the snap length."""
+    from .contract import CAPTURE_MAX_SNAPLEN, CAPTURE_MIN_SNAPLEN
+
+    for key, (signature, _value) in values.items():
+        if key != "snaplen":
+            raise InvalidArgument(f"Unknown capture option {key!r}; the option is: snaplen.")
+        if signature != "u":
+            raise InvalidArgument(
+                f"The option 'snaplen' must be of D-Bus type 'u', not {signature!r}."
+            )
+    snaplen = int(values.get("snaplen", ("u", CAPTURE_MAX_SNAPLEN))[1])
+    if not CAPTURE_MIN_SNAPLEN <= snaplen <= CAPTURE_MAX_SNAPLEN:
+        raise InvalidArgument(
+            f"The snap length {snaplen} is out of range; it must be "
+            f"{CAPTURE_MIN_SNAPLEN} to {CAPTURE_MAX_SNAPLEN}."
+        )
+    return snaplen
+
+
 def bridge_spec(values: Mapping[str, tuple[str, Any]]) -> BridgeSpec:
     """Build a :class:`BridgeSpec` from a CreateBridge spec."""
     check_signatures(values, BRIDGE_KEYS)

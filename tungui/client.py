@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -171,6 +173,9 @@ class HelperClient:
             await self.bus.wait_for_disconnect()
 
     async def _call(self, member: str, *args: Any, interactive: bool = False) -> list[Any]:
+        return list((await self._reply(member, *args, interactive=interactive)).body)
+
+    async def _reply(self, member: str, *args: Any, interactive: bool = False) -> Message:
         flags = MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION if interactive else MessageFlag.NONE
         reply = await self.bus.call(
             Message(
@@ -191,7 +196,7 @@ class HelperClient:
             error_name = reply.error_name or ""
             text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else error_name
             raise _ERRORS.get(error_name, HelperError)(error_name, text)
-        return list(reply.body)
+        return reply
 
     async def list_devices(self) -> list[dict[str, Any]]:
         """Every TUN, TAP and bridge device, as plain dicts."""
@@ -220,6 +225,25 @@ class HelperClient:
     ) -> None:
         """Change a device: all of ``changes`` or none of them."""
         await self._call("ConfigureDevice", _text(name), to_spec(changes), interactive=interactive)
+
+    async def start_capture(
+        self, name: str, *, snaplen: int | None = None, interactive: bool = True
+    ) -> socket.socket:
+        """Capture a device's packets; the stream is for this caller alone.
+
+        Returns:
+            A SOCK_SEQPACKET socket with one record per packet (read them
+            with :func:`tungui.capture.read_packets`); close it to stop.
+        """
+        options = {} if snaplen is None else {"snaplen": Variant("u", snaplen)}
+        reply = await self._reply("StartCapture", _text(name), options, interactive=interactive)
+        if not reply.unix_fds:
+            raise Failed(ErrorName.FAILED.value, "The helper sent no capture stream.")
+        fd = reply.unix_fds[int(reply.body[0])]
+        for other in reply.unix_fds:
+            if other != fd:
+                os.close(other)
+        return socket.socket(fileno=fd)
 
     async def get_permissions(self) -> dict[str, str]:
         """polkit's answer per action for this caller: yes, auth or no."""

@@ -12,6 +12,7 @@ import pytest
 from tungui.client import HelperClient
 
 from .stack import HelperProcess, Netns, wait_until
+from .traffic import Reader, udp
 
 pytestmark = pytest.mark.integration
 
@@ -23,50 +24,6 @@ def kernel_counters(netns: Netns, name: str) -> tuple[int, ...]:
     rx, tx = link["stats64"]["rx"], link["stats64"]["tx"]
     return (rx["packets"], rx["bytes"], rx["dropped"], rx["errors"],
             tx["packets"], tx["bytes"], tx["dropped"], tx["errors"])  # fmt: skip
-
-
-READER = """
-import fcntl, os, select, struct, sys
-fd = os.open("/dev/net/tun", os.O_RDWR)
-# IFF_TUN | IFF_NO_PI; attach to the existing device (TUNSETIFF).
-fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH22x", sys.argv[1].encode(), 0x1001))
-print("attached", flush=True)
-packets = 0
-while True:
-    ready, _, _ = select.select([fd, sys.stdin], [], [])
-    if sys.stdin in ready:
-        break
-    os.read(fd, 65536)
-    packets += 1
-print(packets, flush=True)
-"""
-
-
-class Reader:
-    """A program holding a TUN device and reading what is sent to it.
-
-    The kernel counts a TUN device's transmitted packets when a reader
-    takes them, as QEMU or OpenVPN would.  It runs inside the test's
-    namespace (a TUNSETIFF elsewhere would make a device there).
-    """
-
-    def __init__(self, netns: Netns, name: str) -> None:
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", netns.name, "python3", "-c", READER, name],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        assert self.proc.stdout.readline().strip() == "attached"
-
-    def close(self) -> int:
-        """Stop reading; return how many packets were read."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.close()
-        count = int(self.proc.stdout.readline() or 0)
-        self.proc.wait(timeout=10)
-        return count
 
 
 async def _send_and_watch(
@@ -109,26 +66,13 @@ async def _send_and_watch(
                 break
         kernel = kernel_counters(netns, name)
     finally:
-        read = reader.close()
+        read = len(reader.close())
         await client.close()
     return ticks, name, kernel, read
 
 
-def _udp(count: int) -> list[str]:
-    code = (
-        "import socket, time\n"
-        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-        f"for i in range({count}):\n"
-        "    while True:\n"
-        "        try:\n"
-        "            s.sendto(b'tungui' * 16, ('192.0.2.2', 9)); break\n"
-        "        except OSError: time.sleep(0.001)\n"
-    )
-    return ["python3", "-c", code]
-
-
 def test_counters_equal_the_kernels(helper: HelperProcess, clean_netns: Netns) -> None:
-    ticks, name, kernel, read = asyncio.run(_send_and_watch(clean_netns, 100, _udp(5)))
+    ticks, name, kernel, read = asyncio.run(_send_and_watch(clean_netns, 100, udp(5)))
     assert ticks, "no Statistics signal arrived"
     last = ticks[-1][1][name]
     assert last == kernel
@@ -143,7 +87,7 @@ def test_the_message_rate_does_not_follow_the_packet_rate(
     helper: HelperProcess, clean_netns: Netns
 ) -> None:
     start = time.monotonic()
-    ticks, name, _kernel, _read = asyncio.run(_send_and_watch(clean_netns, 200, _udp(20000)))
+    ticks, name, _kernel, _read = asyncio.run(_send_and_watch(clean_netns, 200, udp(20000)))
     elapsed = time.monotonic() - start
     counters = ticks[-1][1][name]
     assert counters[4] + counters[6] >= 20000  # read or dropped: all went through

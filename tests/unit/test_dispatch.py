@@ -27,6 +27,7 @@ def test_the_service_declares_every_method_of_the_contract() -> None:
         "Subscribe",
         "WatchStatistics",
         "UnwatchStatistics",
+        "StartCapture",
     }
     public = {name for name, b in bound.items() if b.declaration.action is PUBLIC}
     assert public == {

@@ -1,0 +1,154 @@
+"""Capture: the right bytes, to the authorized caller alone, and nothing left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tungui.capture import read_packets
+from tungui.client import HelperClient
+
+from .helperbus import busctl_argv, create
+from .stack import DBusDaemon, HelperProcess, Netns, RunAsNobody, wait_until
+from .traffic import Reader, udp
+
+pytestmark = pytest.mark.integration
+
+
+def helper_fds(helper: HelperProcess) -> int:
+    return len(list(Path(f"/proc/{helper.pid}/fd").iterdir()))
+
+
+def send(netns: Netns, count: int, size: int = 96) -> None:
+    subprocess.run(["ip", "netns", "exec", netns.name, *udp(count, size)], check=True)
+
+
+async def _capture(netns: Netns, name: str, count: int, snaplen: int | None) -> list:  # type: ignore[type-arg]
+    client = await HelperClient.connect(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
+    try:
+        stream = await client.start_capture(name, snaplen=snaplen)
+        await asyncio.to_thread(send, netns, count)
+        stream.settimeout(10)
+        packets = await asyncio.to_thread(lambda: list(read_packets(stream, count)))
+        stream.close()
+        return packets
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def tun(helper: HelperProcess, clean_netns: Netns) -> str:
+    name = create(mode="tun", name="cap%d", persist=True, addresses=["192.0.2.1/24"], up=True)
+    return name
+
+
+def test_captured_bytes_equal_what_the_program_read(
+    helper: HelperProcess, clean_netns: Netns, tun: str
+) -> None:
+    reader = Reader(clean_netns, tun)
+    try:
+        wait_until(
+            lambda: clean_netns.ip_json("link", "show", "dev", tun)[0]["operstate"] != "DOWN",
+            timeout=5,
+            what="carrier",
+        )
+        packets = asyncio.run(_capture(clean_netns, tun, 5, None))
+    finally:
+        read = reader.close()
+    assert len(packets) == 5
+    assert [p.data for p in packets] == read[:5]
+    assert all(p.outgoing for p in packets), "sent by the host through the TUN"
+    assert all(p.original_length == len(p.data) == 124 for p in packets)
+    assert all(p.data[0] >> 4 == 4 and p.data[9] == 17 for p in packets), "IPv4, UDP"
+    stamps = [p.timestamp_ns for p in packets]
+    assert stamps == sorted(stamps) and stamps[0] > 1_600_000_000 * 10**9
+
+
+def test_snap_length_is_cut_in_the_kernel(
+    helper: HelperProcess, clean_netns: Netns, tun: str
+) -> None:
+    reader = Reader(clean_netns, tun)
+    try:
+        wait_until(
+            lambda: clean_netns.ip_json("link", "show", "dev", tun)[0]["operstate"] != "DOWN",
+            timeout=5,
+            what="carrier",
+        )
+        packets = asyncio.run(_capture(clean_netns, tun, 3, 64))
+    finally:
+        reader.close()
+    assert [len(p.data) for p in packets] == [64] * 3
+    assert [p.original_length for p in packets] == [124] * 3
+
+
+def test_capture_is_refused_to_an_unprivileged_user(
+    helper: HelperProcess, tun: str, bus: DBusDaemon, run_as_nobody: RunAsNobody
+) -> None:
+    before = helper_fds(helper)
+    result = run_as_nobody(busctl_argv(bus.address, "StartCapture", "sa{sv}", tun, "0"))
+    assert result.returncode != 0
+    assert "not allowed to capture packets" in result.stderr, result.stderr
+    assert helper_fds(helper) == before
+
+
+def test_closing_the_stream_ends_the_capture(helper: HelperProcess, tun: str) -> None:
+    before = helper_fds(helper)
+
+    async def start_then_close() -> None:
+        client = await HelperClient.connect(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
+        try:
+            stream = await client.start_capture(tun)
+            # The packet socket and the helper's end of the stream.
+            wait_until(lambda: helper_fds(helper) == before + 2, timeout=5, what="capture fds")
+            stream.close()
+            wait_until(lambda: helper_fds(helper) == before, timeout=5, what="fds released")
+        finally:
+            await client.close()
+
+    asyncio.run(start_then_close())
+
+
+CLIENT = textwrap.dedent(
+    """
+    import asyncio, sys
+    from tungui.client import HelperClient
+
+    async def main():
+        client = await HelperClient.connect()
+        stream = await client.start_capture(sys.argv[1])
+        print("capturing", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_killed_client_ends_its_capture(helper: HelperProcess, tun: str) -> None:
+    before = helper_fds(helper)
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT, tun],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        assert client.stdout is not None and client.stdout.readline().strip() == "capturing"
+        assert helper_fds(helper) == before + 2
+        # The stream is the client's alone: its fd is a socket in the client's
+        # table, and no path on the filesystem leads to it.
+        fds = [fd.readlink() for fd in Path(f"/proc/{client.pid}/fd").iterdir()]
+        assert any(str(target).startswith("socket:") for target in fds)
+        client.send_signal(signal.SIGKILL)
+        client.wait()
+    finally:
+        client.kill()
+        client.wait()
+    wait_until(lambda: helper_fds(helper) == before, timeout=5, what="fds released")
