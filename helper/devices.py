@@ -368,6 +368,44 @@ class DeviceManager:
                     holding.handle.close()
             self.drain()
 
+    async def inject(self, name: str, packet: bytes) -> None:
+        """Write one packet into a TUN/TAP device, as its program would."""
+        link = self.find(name)
+        if link.kind not in ("tun", "tap"):
+            raise InvalidArgument(f"{name} is not a TUN or TAP device; packets go into those only.")
+        overhead = (4 if link.pi else 0) + (18 if link.kind == "tap" else 0)
+        shortest = (4 if link.pi else 0) + (14 if link.kind == "tap" else 20)
+        if not shortest <= len(packet) <= link.mtu + overhead:
+            raise InvalidArgument(
+                f"A packet for {name} must be {shortest} to {link.mtu + overhead} bytes "
+                f"(MTU {link.mtu}); this one is {len(packet)}."
+            )
+        holding = self._held.get(link.index)
+        if holding is not None:
+            await self.links.run(lambda: self._write(holding.handle, packet))
+            return
+        flags = tun.iff_flags(
+            mode=link.kind, pi=link.pi, vnet_hdr=link.vnet_hdr, multi_queue=link.multi_queue
+        )
+
+        def attach_and_write() -> None:
+            handle = tun.attach(link.name, flags)
+            try:
+                self._write(handle, packet)
+            finally:
+                handle.close()
+
+        await self.links.run(attach_and_write)
+
+    @staticmethod
+    def _write(handle: tun.TunHandle, packet: bytes) -> None:
+        try:
+            os.write(handle.fds[0], packet)
+        except OSError as exc:
+            raise InvalidArgument(
+                f"{handle.name} refused the packet: {os.strerror(exc.errno or 0)}."
+            ) from None
+
     def release(self, client: str) -> list[str]:
         """Close every device held for a client that left the bus.
 

@@ -53,8 +53,8 @@ def _name(value: Any) -> str:
     return validate.check_target(value)
 
 
-def _ignore(value: Any) -> Any:
-    return value
+def _packet(value: Any) -> bytes:
+    return bytes(value)
 
 
 class HelperService:
@@ -160,6 +160,15 @@ class HelperService:
     @method("UnwatchStatistics", action=PUBLIC)
     async def unwatch_statistics(self, sender: str) -> list[Any]:
         self.ticker.unwatch(sender)
+        return []
+
+    @method(
+        "InjectPacket",
+        parse=(_name, _packet),
+        action=lambda self, name, packet: self.devices.action_for(name),
+    )
+    async def inject_packet(self, sender: str, name: str, packet: bytes) -> list[Any]:
+        await self.devices.inject(name, packet)
         return []
 
     @method("StartCapture", parse=(_name, validate.capture_options), action=Action.CAPTURE)

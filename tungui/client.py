@@ -245,6 +245,10 @@ class HelperClient:
                 os.close(other)
         return socket.socket(fileno=fd)
 
+    async def inject_packet(self, name: str, packet: bytes, *, interactive: bool = True) -> None:
+        """Put one packet into a TUN/TAP device, as its program would write it."""
+        await self._call("InjectPacket", _text(name), bytes(packet), interactive=interactive)
+
     async def get_permissions(self) -> dict[str, str]:
         """polkit's answer per action for this caller: yes, auth or no."""
         (permissions,) = await self._call("GetPermissions")

@@ -35,7 +35,7 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 try:
     import numpy as np
     import numpy.typing as npt
-    import pyqtgraph as pg  # type: ignore[import-untyped, unused-ignore]
+    import pyqtgraph as pg  # type: ignore[import-untyped, import-not-found, unused-ignore]
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
         "tungui's traffic graph needs pyqtgraph and numpy "

@@ -28,6 +28,7 @@ def test_the_service_declares_every_method_of_the_contract() -> None:
         "WatchStatistics",
         "UnwatchStatistics",
         "StartCapture",
+        "InjectPacket",
     }
     public = {name for name, b in bound.items() if b.declaration.action is PUBLIC}
     assert public == {
