@@ -54,7 +54,7 @@ class Controller(QObject):
 
         bridge.devicesReset.connect(model.reset)
         bridge.devicesChanged.connect(model.apply)
-        bridge.statistics.connect(model.apply_statistics)
+        bridge.statistics.connect(self._statistics)
         bridge.availabilityChanged.connect(self._availability)
         bridge.permissionsChanged.connect(self._set_permissions)
         bridge.finished.connect(self._finished)
@@ -100,9 +100,19 @@ class Controller(QObject):
             "\n".join(f"{action}: {answer}" for action, answer in sorted(permissions.items()))
         )
 
+    def _statistics(self, timestamp_ns: int, counters: dict[str, tuple[int, ...]]) -> None:
+        self.model.apply_statistics(timestamp_ns, counters)
+        name = self.window.graph.device()
+        if name is not None and name in counters:
+            rx, tx, _rx_packets, _tx_packets = self.model.rates(name)
+            self.window.graph.add_sample(timestamp_ns, rx, tx)
+
     def update_actions(self) -> None:
         """Enable what makes sense for the selection while the helper is there."""
         device = self.window.selected_device()
+        name = None if device is None else str(device["name"])
+        if name != self.window.graph.device():
+            self.window.graph.set_device(name)
         usable = self._available and device is not None
         for action in (
             self.window.delete_action,

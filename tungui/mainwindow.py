@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMainWindow,
     QMenu,
+    QSplitter,
     QTableView,
     QToolBar,
     QVBoxLayout,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 from . import icons
 from .devicemodel import NAME_COLUMN, DeviceFilterModel, DeviceTableModel
 from .messagebar import MessageBar
+from .rategraph import RateGraph
 
 Device = dict[str, Any]
 
@@ -101,7 +103,16 @@ class MainWindow(QMainWindow):
         # Enter or a double click on a row: its properties.
         self.table.activated.connect(lambda _index: self.properties_action.trigger())
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
-        layout.addWidget(self.table, 1)
+        # The table above, the selected device's traffic below.
+        self.splitter = QSplitter(Qt.Orientation.Vertical, central)
+        self.splitter.setObjectName("DeviceSplitter")
+        self.splitter.addWidget(self.table)
+        self.graph = RateGraph(self.splitter)
+        self.graph.setMinimumHeight(160)
+        self.splitter.addWidget(self.graph)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
 
         self.count_label = QLabel(self)
@@ -317,6 +328,9 @@ class MainWindow(QMainWindow):
         geometry = self._settings.value("window/geometry")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
+        splitter = self._settings.value("window/splitter")
+        if isinstance(splitter, QByteArray):
+            self.splitter.restoreState(splitter)
         header = self._settings.value("window/header")
         if isinstance(header, QByteArray):
             self._header_restored = self.table.horizontalHeader().restoreState(header)
@@ -324,5 +338,6 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self._settings.setValue("window/geometry", self.saveGeometry())
         self._settings.setValue("window/header", self.table.horizontalHeader().saveState())
+        self._settings.setValue("window/splitter", self.splitter.saveState())
         self._settings.sync()
         super().closeEvent(event)

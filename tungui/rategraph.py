@@ -35,12 +35,10 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 try:
     import numpy as np
     import numpy.typing as npt
-    import pyqtgraph as pg  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    import pyqtgraph as pg
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "tungui's traffic graph needs pyqtgraph and numpy "
-        "(pip install pyqtgraph, or the distribution's python3-pyqtgraph): "
-        f"{error}"
+        f"tungui's traffic graph needs pyqtgraph and numpy (pip install pyqtgraph): {error}"
     ) from error
 
 if pg.Qt.QT_LIB != "PySide6":  # pragma: no cover - depends on the environment
@@ -87,6 +85,13 @@ def _nice_ceiling(value: float) -> float:
     return 10.0 * power  # pragma: no cover - the loop always returns
 
 
+def _rate(bits_per_second: float) -> str:
+    """A rate for the accessible description: "5.2 Mbit/s", or "unknown"."""
+    if not math.isfinite(bits_per_second):
+        return "unknown"
+    return str(pg.siFormat(float(bits_per_second), suffix="bit/s"))
+
+
 def _blend(color: QColor, background: QColor) -> QColor:
     """``color`` painted over an opaque ``background``, as an opaque colour."""
     alpha = color.alphaF()
@@ -124,10 +129,10 @@ class RateGraph(QWidget):
     """
 
     def __init__(self, parent: QWidget | None = None, *, window_seconds: float = 300) -> None:
-        super().__init__(parent)
-        self._ready = False  # changeEvent may come before the plot exists
         if not (math.isfinite(window_seconds) and window_seconds > 0):
             raise ValueError(f"window_seconds must be positive, not {window_seconds!r}")
+        super().__init__(parent)
+        self._ready = False  # changeEvent may come before the plot exists
         self.setObjectName("TrafficGraph")
         self.setAccessibleName("Traffic graph")
         self._window_seconds = float(window_seconds)
@@ -250,7 +255,8 @@ class RateGraph(QWidget):
 
         Ignored while no device is set, and for a timestamp equal to the
         newest one's.  A timestamp before the newest one (a clock that went
-        back) starts the history afresh.
+        back) starts the history afresh.  A rate that is not a finite number
+        is kept as NaN: a gap in its curve.
         """
         if self._device is None:
             return
@@ -263,8 +269,8 @@ class RateGraph(QWidget):
                 self._count = 0
         slot = self._next
         self._times[slot] = timestamp_ns
-        self._rx[slot] = rx_bits_per_second
-        self._tx[slot] = tx_bits_per_second
+        self._rx[slot] = rx_bits_per_second if math.isfinite(rx_bits_per_second) else math.nan
+        self._tx[slot] = tx_bits_per_second if math.isfinite(tx_bits_per_second) else math.nan
         self._next = (slot + 1) % self._capacity
         self._count = min(self._count + 1, self._capacity)
         self._dirty = True
@@ -293,9 +299,14 @@ class RateGraph(QWidget):
     # -- Qt events ---------------------------------------------------------
 
     def changeEvent(self, event: QEvent) -> None:
-        """Follow palette changes (a switch between light and dark themes)."""
+        """Follow palette changes (a switch between light and dark themes) and font changes."""
         super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange and self._ready:
+        if not self._ready:
+            return
+        if event.type() == QEvent.Type.FontChange:
+            self._legend.setLabelTextSize(self._font_size())
+            self._apply_palette()  # which sets the labels' text again, in the new size
+        elif event.type() == QEvent.Type.PaletteChange:
             self._apply_palette()
 
     def showEvent(self, event: QShowEvent) -> None:
@@ -334,14 +345,12 @@ class RateGraph(QWidget):
         tx = self._ordered(self._tx)[first:].copy()
         self._rx_curve.setData(x, rx)
         self._tx_curve.setData(x, tx)
-        peak = max(float(np.nanmax(rx)), float(np.nanmax(tx)), 0.0) if len(x) else 0.0
+        # fmax skips NaN (gaps), and all-NaN comes out as the initial 0.
+        peak = max(float(np.fmax.reduce(rx, initial=0.0)), float(np.fmax.reduce(tx, initial=0.0)))
         # Headroom above the peak keeps the lines clear of the legend.
         top = max(_nice_ceiling(peak * 1.2), _MIN_TOP_BITS)
         self._plot.setYRange(0, top, padding=0)
-        self.setAccessibleDescription(
-            f"Now receiving {pg.siFormat(float(rx[-1]), suffix='bit/s')}, "
-            f"sending {pg.siFormat(float(tx[-1]), suffix='bit/s')}"
-        )
+        self.setAccessibleDescription(f"Now receiving {_rate(rx[-1])}, sending {_rate(tx[-1])}")
 
     def _show_title(self) -> None:
         palette = self.palette()
