@@ -17,7 +17,7 @@ def test_size_columns_and_sort_are_remembered(qtbot: Any, tmp_path: Path) -> Non
     window = MainWindow(DeviceTableModel(), settings)
     qtbot.addWidget(window)
     window.show()
-    window.resize(900, 611)
+    window.resize(760, 557)
     window.table.sortByColumn(7, Qt.SortOrder.DescendingOrder)
     window.table.setColumnWidth(0, 211)
     window.close()
@@ -26,7 +26,7 @@ def test_size_columns_and_sort_are_remembered(qtbot: Any, tmp_path: Path) -> Non
     qtbot.addWidget(again)
     again.show()
     header = again.table.horizontalHeader()
-    assert (again.width(), again.height()) == (900, 611)
+    assert (again.width(), again.height()) == (760, 557)
     assert header.sortIndicatorSection() == 7
     assert header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
     assert again.table.columnWidth(0) == 211
