@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox
 
@@ -20,6 +20,7 @@ from .commands import ip_commands
 from .devicedialog import DeviceDialog
 from .devicemodel import DeviceTableModel
 from .mainwindow import MainWindow
+from .packetview import PacketWindow
 
 Device = dict[str, Any]
 
@@ -68,6 +69,7 @@ class Controller(QObject):
         window.up_action.triggered.connect(self.toggle_up)
         window.properties_action.triggered.connect(self.edit_selected)
         window.copy_action.triggered.connect(self.copy_selected)
+        window.watch_action.triggered.connect(self.watch_selected)
         window.selectionChanged.connect(self.update_actions)
         model.dataChanged.connect(lambda *_: self.update_actions())
         model.modelReset.connect(self.update_actions)
@@ -118,6 +120,7 @@ class Controller(QObject):
             self.window.delete_action,
             self.window.up_action,
             self.window.properties_action,
+            self.window.watch_action,
         ):
             action.setEnabled(usable)
         self.window.copy_action.setEnabled(device is not None)
@@ -277,6 +280,26 @@ class Controller(QObject):
         dialog.finished.connect(dialog.deleteLater)
         dialog.open()
         return dialog
+
+    def watch_selected(self) -> None:
+        """Open a packet window for the selected device (capture is authorized by polkit)."""
+        device = self.window.selected_device()
+        if device is None or not self._available:
+            return
+        name = str(device["name"])
+
+        def opened(stream: object) -> None:
+            window = PacketWindow(device, stream, self.window)  # type: ignore[arg-type]
+            window.setWindowFlag(Qt.WindowType.Window)
+            window.show()
+
+        self._request(
+            "start_capture",
+            name,
+            what=f"Starting to capture on {name}…",
+            done=f"Capturing on {name}",
+            then=opened,
+        )
 
     def copy_selected(self) -> str | None:
         """Put the ip commands that make the selected device on the clipboard."""

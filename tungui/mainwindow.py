@@ -180,6 +180,12 @@ class MainWindow(QMainWindow):
             "Ctrl+Shift+C",
             "Copy the ip commands that make this device",
         )
+        self.watch_action = self._action(
+            "&Watch Packets…",
+            "edit-find",
+            "Ctrl+Shift+W",
+            "See the device's packets as they pass, and save them for Wireshark",
+        )
         self.filter_action = self._action(
             "&Filter", "edit-find", QKeySequence.StandardKey.Find, "Filter the device list"
         )
@@ -221,7 +227,13 @@ class MainWindow(QMainWindow):
 
     def device_actions(self) -> list[QAction]:
         """The actions that act on the selected device."""
-        return [self.up_action, self.properties_action, self.copy_action, self.delete_action]
+        return [
+            self.up_action,
+            self.properties_action,
+            self.watch_action,
+            self.copy_action,
+            self.delete_action,
+        ]
 
     def _context_menu(self, pos: QPoint) -> None:
         if not self.table.indexAt(pos).isValid():

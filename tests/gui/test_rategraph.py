@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ T0 = 5_000 * SECOND  # an arbitrary monotonic clock reading
 
 
 @pytest.fixture
-def graph(qtbot):
+def graph(qtbot: Any) -> RateGraph:
     widget = RateGraph(window_seconds=10)
     qtbot.addWidget(widget)
     widget.resize(480, 240)
@@ -31,7 +32,7 @@ def feed(graph: RateGraph, count: int, step_ns: int = SECOND // 10, start: int =
         graph.add_sample(T0 + i * step_ns, 1_000.0 * i, 10.0 * i)
 
 
-def test_samples_become_curve_points_in_seconds_before_the_newest(graph):
+def test_samples_become_curve_points_in_seconds_before_the_newest(graph: RateGraph) -> None:
     rates = [(5e6, 1e6), (5.5e6, 1.2e6), (4.5e6, 0.8e6), (6e6, 1.1e6)]
     for i, (rx, tx) in enumerate(rates):
         graph.add_sample(T0 + i * SECOND, rx, tx)
@@ -45,10 +46,10 @@ def test_samples_become_curve_points_in_seconds_before_the_newest(graph):
     np.testing.assert_allclose(y, [tx for _, tx in rates])
     assert graph.point_count() == 4
 
-    times, rx, tx = graph.samples()
+    times, rx_samples, tx_samples = graph.samples()
     assert times.tolist() == [T0 + i * SECOND for i in range(4)]
-    assert rx.tolist() == [5e6, 5.5e6, 4.5e6, 6e6]
-    assert tx.tolist() == [1e6, 1.2e6, 0.8e6, 1.1e6]
+    assert rx_samples.tolist() == [5e6, 5.5e6, 4.5e6, 6e6]
+    assert tx_samples.tolist() == [1e6, 1.2e6, 0.8e6, 1.1e6]
     # The y axis reaches above the peak and scales its unit.
     bottom, top = graph.plot_item.viewRange()[1]
     assert bottom == 0
@@ -57,7 +58,7 @@ def test_samples_become_curve_points_in_seconds_before_the_newest(graph):
     assert graph.accessibleDescription() == "Now receiving 6 Mbit/s, sending 1.1 Mbit/s"
 
 
-def test_the_curve_shows_the_window_and_one_point_before_it(graph):
+def test_the_curve_shows_the_window_and_one_point_before_it(graph: RateGraph) -> None:
     feed(graph, 30, step_ns=SECOND)  # 30 s of samples, a 10 s window
     graph.flush()
     x, _ = graph.rx_curve.getData()
@@ -67,7 +68,7 @@ def test_the_curve_shows_the_window_and_one_point_before_it(graph):
     assert len(graph.samples()[0]) == 30  # held, though not shown
 
 
-def test_the_ring_buffer_stays_at_its_capacity_and_drops_the_oldest(graph):
+def test_the_ring_buffer_stays_at_its_capacity_and_drops_the_oldest(graph: RateGraph) -> None:
     capacity = graph.capacity
     assert capacity == 100  # 10 s at 10 samples a second
     arrays = (graph._times, graph._rx, graph._tx)
@@ -93,7 +94,7 @@ def test_the_ring_buffer_stays_at_its_capacity_and_drops_the_oldest(graph):
     assert y.tolist() == rx.tolist()
 
 
-def test_set_device_clears_and_titles_the_plot(graph):
+def test_set_device_clears_and_titles_the_plot(graph: RateGraph) -> None:
     feed(graph, 20)
     graph.flush()
     assert graph.title() == "RX and TX of tap0"
@@ -117,13 +118,15 @@ def test_set_device_clears_and_titles_the_plot(graph):
     assert len(graph.samples()[0]) == 0
 
 
-def test_a_device_name_is_not_taken_for_markup(graph):
+def test_a_device_name_is_not_taken_for_markup(graph: RateGraph) -> None:
     graph.set_device("a<b>&c")
     assert graph.title() == "RX and TX of a<b>&c"
     assert "a&lt;b&gt;&amp;c" in graph.plot_item.titleLabel.item.toHtml()
 
 
-def test_a_repeated_timestamp_is_ignored_and_one_from_the_past_starts_afresh(graph):
+def test_a_repeated_timestamp_is_ignored_and_one_from_the_past_starts_afresh(
+    graph: RateGraph,
+) -> None:
     graph.add_sample(T0, 1.0, 2.0)
     graph.add_sample(T0 + SECOND, 3.0, 4.0)
     graph.add_sample(T0 + SECOND, 5.0, 6.0)
@@ -134,7 +137,7 @@ def test_a_repeated_timestamp_is_ignored_and_one_from_the_past_starts_afresh(gra
     assert rx.tolist() == [7.0]
 
 
-def test_a_burst_of_samples_is_drawn_in_a_few_redraws(qtbot):
+def test_a_burst_of_samples_is_drawn_in_a_few_redraws(qtbot: Any) -> None:
     graph = RateGraph()  # 300 s, room for 3,000 samples
     qtbot.addWidget(graph)
     graph.set_device("tap0")
@@ -143,7 +146,7 @@ def test_a_burst_of_samples_is_drawn_in_a_few_redraws(qtbot):
     redraws = []
     original = graph.rx_curve.setData
 
-    def counting(*args, **kwargs):
+    def counting(*args: Any, **kwargs: Any) -> Any:
         redraws.append(len(args[0]))
         return original(*args, **kwargs)
 
@@ -158,7 +161,7 @@ def test_a_burst_of_samples_is_drawn_in_a_few_redraws(qtbot):
     graph.grab()  # and it paints without complaint
 
 
-def test_nothing_is_drawn_while_hidden_until_shown(graph, qtbot):
+def test_nothing_is_drawn_while_hidden_until_shown(graph: RateGraph, qtbot: Any) -> None:
     feed(graph, 5)
     qtbot.wait(250)  # the redraw timer has fired by now
     assert graph.point_count() == 0
@@ -167,13 +170,14 @@ def test_nothing_is_drawn_while_hidden_until_shown(graph, qtbot):
     assert graph.point_count() == 5
 
 
-def test_colours_follow_the_palette(graph):
+def test_colours_follow_the_palette(graph: RateGraph) -> None:
     palette = QPalette(graph.palette())
     palette.setColor(QPalette.ColorRole.Window, QColor("#202124"))
     palette.setColor(QPalette.ColorRole.WindowText, QColor("#e8eaed"))
     graph.setPalette(palette)
 
     view = graph.findChild(type(graph.plot_item.getViewWidget()))
+    assert view is not None
     assert view.backgroundBrush().color() == QColor("#202124")
     for name in ("left", "bottom"):
         axis = graph.plot_item.getAxis(name)
@@ -187,7 +191,7 @@ def test_colours_follow_the_palette(graph):
     assert graph.rx_curve.opts["pen"].color().lightnessF() > 0.5
 
 
-def test_accessible_and_checked_arguments(qtbot):
+def test_accessible_and_checked_arguments(qtbot: Any) -> None:
     graph = RateGraph()
     qtbot.addWidget(graph)
     assert graph.accessibleName() == "Traffic graph"
@@ -200,7 +204,7 @@ def test_accessible_and_checked_arguments(qtbot):
             RateGraph(window_seconds=bad)
 
 
-def test_a_rate_that_is_not_a_number_is_a_gap(graph):
+def test_a_rate_that_is_not_a_number_is_a_gap(graph: RateGraph) -> None:
     for i, rx in enumerate([1e6, math.nan, 3e6, math.inf, 2e6]):
         graph.add_sample(T0 + i * SECOND, rx, 0.0)
     graph.flush()
@@ -213,7 +217,7 @@ def test_a_rate_that_is_not_a_number_is_a_gap(graph):
     graph.grab()
 
 
-def test_the_text_follows_the_font_size(graph):
+def test_the_text_follows_the_font_size(graph: RateGraph) -> None:
     font = graph.font()
     font.setPointSizeF(15)
     graph.setFont(font)

@@ -204,3 +204,32 @@ def test_every_control_has_an_accessible_name(app: App) -> None:
         w for w in app.window.toolbar.findChildren(QToolButton) if w.defaultAction() is not None
     ]
     assert all(b.defaultAction().text() for b in toolbar_buttons)
+
+
+def test_watch_packets_of_a_device(qtbot: Any, app: App, clean_netns: Netns) -> None:
+    import subprocess
+
+    from tungui.packetview import PacketWindow
+
+    from .traffic import Reader, udp
+
+    name = create(mode="tun", name="watch%d", persist=True, addresses=["192.0.2.1/24"], up=True)
+    qtbot.waitUntil(lambda: name in names(app), timeout=TIMEOUT)
+    reader = Reader(clean_netns, name)
+    try:
+        app.window.select(name)
+        app.window.watch_action.trigger()
+        qtbot.waitUntil(lambda: bool(app.window.findChildren(PacketWindow)), timeout=TIMEOUT)
+        (packets,) = app.window.findChildren(PacketWindow)
+        qtbot.waitUntil(
+            lambda: clean_netns.ip_json("link", "show", "dev", name)[0]["operstate"] != "DOWN",
+            timeout=TIMEOUT,
+        )
+        subprocess.run(["ip", "netns", "exec", clean_netns.name, *udp(3)], check=True)
+        qtbot.waitUntil(lambda: packets.model.rowCount() >= 3, timeout=TIMEOUT)
+        summary = packets.model.index(0, 5).data()
+        assert summary.startswith("UDP 192.0.2.1:") and "→ 192.0.2.2:9" in summary
+        assert packets.model.index(0, 2).data() == "sent"
+        packets.close()
+    finally:
+        reader.close()

@@ -1,0 +1,97 @@
+"""The packet window, fed a capture stream through a socket pair."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tungui.packetview import PacketModel, PacketWindow
+from tungui_helper.contract import CAPTURE_RECORD
+
+ARP_REQUEST = bytes.fromhex(
+    "ffffffffffff02005e1000010806000108000604000102005e100001c0000201000000000000c0000202"
+)
+
+
+def record(data: bytes, timestamp_ns: int, *, dropped: int = 0, outgoing: bool = False) -> bytes:
+    return CAPTURE_RECORD.pack(timestamp_ns, len(data), dropped, int(outgoing), 0) + data
+
+
+@pytest.fixture
+def window(qtbot: Any) -> Any:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    win = PacketWindow({"name": "tap0", "kind": "tap"}, theirs)
+    qtbot.addWidget(win)
+    win.show()
+    yield win, ours
+    ours.close()
+
+
+def test_packets_are_listed_decoded_and_shown_as_bytes(qtbot: Any, window: Any) -> None:
+    win, stream = window
+    for i in range(3):
+        stream.send(record(ARP_REQUEST, 1_700_000_000_000_000_000 + i * 1_000_000, dropped=2))
+    qtbot.waitUntil(lambda: win.model.rowCount() == 3, timeout=5000)
+    assert win.model.index(0, 4).data() == "ARP"
+    assert win.model.index(0, 5).data() == "ARP who-has 192.0.2.2 tell 192.0.2.1"
+    assert win.model.index(1, 1).data() == "0.001000"
+    win.table.selectRow(0)
+    assert win.hex.data() == ARP_REQUEST
+    win._update_status()
+    assert "3 packets" in win.status.text() and "2 dropped" in win.status.text()
+
+
+def test_paused_packets_are_counted_not_shown(qtbot: Any, window: Any) -> None:
+    win, stream = window
+    win.pause_action.setChecked(True)
+    stream.send(record(ARP_REQUEST, 1))
+    qtbot.waitUntil(lambda: win.not_shown == 1, timeout=5000)
+    assert win.model.rowCount() == 0
+    win.pause_action.setChecked(False)
+    stream.send(record(ARP_REQUEST, 2))
+    qtbot.waitUntil(lambda: win.model.rowCount() == 1, timeout=5000)
+
+
+def test_the_list_is_bounded() -> None:
+    from tungui.capture import parse_record
+
+    model = PacketModel("ethernet", limit=100)
+    model.add(parse_record(record(ARP_REQUEST, i)) for i in range(250))
+    assert model.rowCount() == 100 and model.pushed_out == 150
+    assert model.row(0).number == 151
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_saved_pcapng_opens_in_tshark(qtbot: Any, window: Any, tmp_path: Path) -> None:
+    win, stream = window
+    for i in range(4):
+        stream.send(record(ARP_REQUEST, 1_700_000_000_123_456_789 + i))
+    qtbot.waitUntil(lambda: win.model.rowCount() == 4, timeout=5000)
+    path = tmp_path / "tap0.pcapng"
+    assert win.save(str(path)) == 4
+    result = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(path),
+            "-T",
+            "fields",
+            "-e",
+            "_ws.col.Protocol",
+            "-e",
+            "frame.len",
+            "-e",
+            "frame.time_epoch",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = result.stdout.split("\n")[:4]
+    assert [line.split("\t")[:2] for line in lines] == [["ARP", str(len(ARP_REQUEST))]] * 4
+    assert lines[0].split("\t")[2].startswith("1700000000.123456789")

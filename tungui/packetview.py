@@ -1,0 +1,354 @@
+"""Watch packets: the live list of a device's packets and the bytes of one.
+
+The helper streams packets to this window alone (StartCapture); a thread
+reads the stream and hands batches to the GUI thread, which decodes them
+for the list, unprivileged.  The list keeps a bounded number of packets and
+says how many it did not show (dropped on the way, or paused, or pushed out).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import socket
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHeaderView,
+    QLabel,
+    QMainWindow,
+    QSplitter,
+    QTableView,
+    QToolBar,
+    QWidget,
+)
+
+from . import icons
+from .capture import RECORD_MAX, Packet, parse_record
+from .decode import decode
+from .hexview import HexView
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+#: Packets the list keeps; older ones make room (and are counted).
+DEFAULT_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class Row:
+    """One packet as the list shows it."""
+
+    number: int
+    packet: Packet
+    protocol: str
+    summary: str
+
+
+class PacketModel(QAbstractTableModel):
+    """The captured packets, newest last, at most ``limit`` of them.
+
+    Args:
+        link: "ethernet" for TAP, "ip" for TUN (what the capture carries).
+        limit: how many packets to keep.
+    """
+
+    HEADERS = ("No.", "Time", "Direction", "Length", "Protocol", "Summary")
+
+    def __init__(
+        self, link: str, limit: int = DEFAULT_LIMIT, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.link = link
+        self.limit = limit
+        self._rows: collections.deque[Row] = collections.deque()
+        self._count = 0
+        self._first_ns: int | None = None
+        #: Packets pushed out of the list to keep it bounded.
+        self.pushed_out = 0
+
+    def add(self, packets: Iterable[Packet]) -> None:
+        """Append packets, decoding them; drop the oldest beyond the limit."""
+        new = []
+        for packet in packets:
+            self._count += 1
+            if self._first_ns is None:
+                self._first_ns = packet.timestamp_ns
+            decoded = decode(packet.data, link=self.link)
+            new.append(Row(self._count, packet, decoded.protocol, decoded.summary))
+        if not new:
+            return
+        if len(new) > self.limit:
+            self.pushed_out += len(new) - self.limit
+            new = new[-self.limit :]
+        overflow = len(self._rows) + len(new) - self.limit
+        if overflow > 0:
+            self.beginRemoveRows(QModelIndex(), 0, overflow - 1)
+            for _ in range(overflow):
+                self._rows.popleft()
+            self.endRemoveRows()
+            self.pushed_out += overflow
+        first = len(self._rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+        self._rows.extend(new)
+        self.endInsertRows()
+
+    def clear(self) -> None:
+        """Forget every packet."""
+        self.beginResetModel()
+        self._rows.clear()
+        self.endResetModel()
+
+    def row(self, index: int) -> Row:
+        """One row."""
+        return self._rows[index]
+
+    def rows(self) -> list[Row]:
+        """Every row kept, oldest first."""
+        return list(self._rows)
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or role not in (
+            Qt.ItemDataRole.DisplayRole,
+            Qt.ItemDataRole.AccessibleTextRole,
+        ):
+            return None
+        row = self._rows[index.row()]
+        first = self._first_ns or row.packet.timestamp_ns
+        return (
+            str(row.number),
+            f"{(row.packet.timestamp_ns - first) / 1e9:.6f}",
+            "sent" if row.packet.outgoing else "received",
+            str(row.packet.original_length),
+            row.protocol,
+            row.summary,
+        )[index.column()]
+
+
+class StreamReader(QObject):
+    """Reads a capture stream on a thread; hands batches to the GUI thread.
+
+    Args:
+        stream: the socket StartCapture returned.
+    """
+
+    #: A batch of packets (list[Packet]).
+    packets = Signal(list)
+    #: The stream ended (the helper stopped, or the device went away).
+    ended = Signal()
+
+    def __init__(self, stream: socket.socket, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._stream = stream
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="tungui-capture", daemon=True)
+
+    def start(self) -> None:
+        """Start reading."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Close the stream (the helper's capture ends with it) and wait."""
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            self._stream.shutdown(socket.SHUT_RDWR)
+        self._thread.join(timeout=5)
+        self._stream.close()
+
+    def _run(self) -> None:
+        self._stream.settimeout(0.05)
+        batch: list[Packet] = []
+        while not self._stopping:
+            try:
+                record = self._stream.recv(RECORD_MAX)
+            except TimeoutError:
+                record = None
+            except OSError:
+                break
+            if record == b"":
+                break
+            if record is not None:
+                batch.append(parse_record(record))
+            # Batches of at most ~50 ms: one model update each, not one per packet.
+            if batch and (record is None or len(batch) >= 512):
+                self.packets.emit(batch)
+                batch = []
+        if batch:
+            self.packets.emit(batch)
+        if not self._stopping:
+            self.ended.emit()
+
+
+class PacketWindow(QMainWindow):
+    """The packets of one device, live.
+
+    Args:
+        device: the device dict (its name and kind).
+        stream: the capture stream, for this window alone.
+    """
+
+    def __init__(
+        self, device: dict[str, Any], stream: socket.socket, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.device_name = str(device["name"])
+        self.setWindowTitle(f"Packets of {self.device_name}")
+        self.setWindowIcon(icons.app_icon())
+        self.model = PacketModel("ethernet" if device.get("kind") == "tap" else "ip", parent=self)
+        self.paused = False
+        self.not_shown = 0
+        self._dropped = 0
+
+        self.table = QTableView(self)
+        self.table.setAccessibleName("Packets")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setAccessibleName("Packet columns")
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.selectionModel().currentRowChanged.connect(self._show_bytes)
+        self.hex = HexView(self)
+        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.hex)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 1)
+        self.setCentralWidget(splitter)
+
+        toolbar = QToolBar("Capture", self)
+        toolbar.setAccessibleName("Capture toolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toolbar.setMovable(False)
+        self.pause_action = QAction("&Pause", self)
+        self.pause_action.setCheckable(True)
+        self.pause_action.setShortcut(QKeySequence("Space"))
+        self.pause_action.setToolTip("Stop adding packets to the list (they are counted)")
+        self.pause_action.toggled.connect(self._pause)
+        self.clear_action = QAction(icons.icon("edit-delete"), "C&lear", self)
+        self.clear_action.triggered.connect(self.model.clear)
+        self.save_action = QAction(icons.icon("document-properties"), "&Save…", self)
+        self.save_action.setShortcut(QKeySequence.StandardKey.Save)
+        self.save_action.setToolTip("Save the packets in the list as pcapng, for Wireshark")
+        self.save_action.triggered.connect(self.ask_save)
+        self.copy_action = QAction(icons.icon("edit-copy"), "Copy as &Hex", self)
+        self.copy_action.triggered.connect(self.hex.copy_as_hex)
+        for action in (self.pause_action, self.clear_action, self.save_action, self.copy_action):
+            toolbar.addAction(action)
+        self.addToolBar(toolbar)
+
+        self.status = QLabel(self)
+        self.status.setAccessibleName("Capture status")
+        self.statusBar().addWidget(self.status)
+        self._status_timer = QTimer(self)
+        self._status_timer.setInterval(250)
+        self._status_timer.timeout.connect(self._update_status)
+        self._status_timer.start()
+
+        self.reader = StreamReader(stream, self)
+        self.reader.packets.connect(self._received)
+        self.reader.ended.connect(self._ended)
+        self.resize(900, 560)
+        self.reader.start()
+        self._update_status()
+
+    def _received(self, packets: list[Packet]) -> None:
+        if packets:
+            self._dropped = packets[-1].dropped
+        if self.paused:
+            self.not_shown += len(packets)
+            return
+        follow = self._at_bottom()
+        self.model.add(packets)
+        if follow:
+            self.table.scrollToBottom()
+
+    def _at_bottom(self) -> bool:
+        bar = self.table.verticalScrollBar()
+        return bar.value() >= bar.maximum() - 2
+
+    def _pause(self, paused: bool) -> None:
+        self.paused = paused
+        self.pause_action.setText("&Resume" if paused else "&Pause")
+
+    def _ended(self) -> None:
+        self.statusBar().showMessage("The capture ended: the device went away.")
+        self._status_timer.stop()
+        self._update_status()
+
+    def _update_status(self) -> None:
+        parts = [f"{self.model.rowCount():,} packets"]
+        if self._dropped:
+            parts.append(f"{self._dropped:,} dropped before reaching tungui")
+        if self.not_shown:
+            parts.append(f"{self.not_shown:,} not shown while paused")
+        if self.model.pushed_out:
+            parts.append(
+                f"{self.model.pushed_out:,} older ones let go (the list keeps {self.model.limit:,})"
+            )
+        self.status.setText(" · ".join(parts))
+
+    def _show_bytes(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            self.hex.set_data(self.model.row(current.row()).packet.data)
+
+    def ask_save(self) -> QFileDialog:
+        """Ask where to save the list as pcapng (non-blocking)."""
+        dialog = QFileDialog(self, f"Save the packets of {self.device_name}")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setNameFilters(["pcapng files (*.pcapng)", "All files (*)"])
+        dialog.setDefaultSuffix("pcapng")
+        dialog.selectFile(f"{self.device_name}.pcapng")
+        dialog.fileSelected.connect(self.save)
+        dialog.open()
+        return dialog
+
+    def save(self, path: str) -> int:
+        """Write the packets in the list to ``path`` as pcapng; return how many."""
+        from .pcapng import CaptureWriter
+
+        rows = self.model.rows()
+        with open(path, "wb") as file, CaptureWriter(file) as writer:
+            interface = writer.add_interface(self.device_name, self.model.link, 262144)
+            for row in rows:
+                packet = row.packet
+                writer.write(interface, packet.timestamp_ns, packet.data, packet.original_length)
+        self.statusBar().showMessage(f"Saved {len(rows):,} packets to {path}", 5000)
+        return len(rows)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._status_timer.stop()
+        self.reader.stop()
+        super().closeEvent(event)
