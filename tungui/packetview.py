@@ -344,7 +344,13 @@ class PacketWindow(QMainWindow):
             interface = writer.add_interface(self.device_name, self.model.link, 262144)
             for row in rows:
                 packet = row.packet
-                writer.write(interface, packet.timestamp_ns, packet.data, packet.original_length)
+                writer.write(
+                    interface,
+                    packet.timestamp_ns,
+                    packet.data,
+                    packet.original_length,
+                    inbound=not packet.outgoing,
+                )
         self.statusBar().showMessage(f"Saved {len(rows):,} packets to {path}", 5000)
         return len(rows)
 
