@@ -14,7 +14,7 @@ import socket
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -42,6 +42,7 @@ from . import icons
 from .capture import RECORD_MAX, Packet, parse_record
 from .decode import decode
 from .hexview import HexView
+from .pcapng import CaptureWriter
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -226,6 +227,11 @@ class PacketWindow(QMainWindow):
         self.paused = False
         self.not_shown = 0
         self._dropped = 0
+        self._file: BinaryIO | None = None
+        self._writer: CaptureWriter | None = None
+        self._file_interface = 0
+        self.file_path = ""
+        self.file_packets = 0
 
         self.table = QTableView(self)
         self.table.setAccessibleName("Packets")
@@ -263,9 +269,21 @@ class PacketWindow(QMainWindow):
         self.save_action.setShortcut(QKeySequence.StandardKey.Save)
         self.save_action.setToolTip("Save the packets in the list as pcapng, for Wireshark")
         self.save_action.triggered.connect(self.ask_save)
+        self.file_action = QAction(icons.icon("document-properties"), "Capture to &File…", self)
+        self.file_action.setCheckable(True)
+        self.file_action.setToolTip(
+            "Write every packet to a pcapng file as it arrives, until unchecked"
+        )
+        self.file_action.toggled.connect(self._file_toggled)
         self.copy_action = QAction(icons.icon("edit-copy"), "Copy as &Hex", self)
         self.copy_action.triggered.connect(self.hex.copy_as_hex)
-        for action in (self.pause_action, self.clear_action, self.save_action, self.copy_action):
+        for action in (
+            self.pause_action,
+            self.clear_action,
+            self.save_action,
+            self.file_action,
+            self.copy_action,
+        ):
             toolbar.addAction(action)
         self.addToolBar(toolbar)
 
@@ -287,6 +305,16 @@ class PacketWindow(QMainWindow):
     def _received(self, packets: list[Packet]) -> None:
         if packets:
             self._dropped = packets[-1].dropped
+        if self._writer is not None:
+            for packet in packets:
+                self._writer.write(
+                    self._file_interface,
+                    packet.timestamp_ns,
+                    packet.data,
+                    packet.original_length,
+                    inbound=not packet.outgoing,
+                )
+            self.file_packets += len(packets)
         if self.paused:
             self.not_shown += len(packets)
             return
@@ -310,6 +338,8 @@ class PacketWindow(QMainWindow):
 
     def _update_status(self) -> None:
         parts = [f"{self.model.rowCount():,} packets"]
+        if self._writer is not None:
+            parts.append(f"{self.file_packets:,} written to {self.file_path}")
         if self._dropped:
             parts.append(f"{self._dropped:,} dropped before reaching tungui")
         if self.not_shown:
@@ -335,10 +365,48 @@ class PacketWindow(QMainWindow):
         dialog.open()
         return dialog
 
+    def _file_toggled(self, on: bool) -> None:
+        if not on:
+            self.stop_file()
+            return
+        if self._writer is not None:
+            return
+        dialog = QFileDialog(self, f"Capture {self.device_name} to a file")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setNameFilters(["pcapng files (*.pcapng)", "All files (*)"])
+        dialog.setDefaultSuffix("pcapng")
+        dialog.selectFile(f"{self.device_name}-capture.pcapng")
+        dialog.fileSelected.connect(self.start_file)
+        dialog.rejected.connect(lambda: self.file_action.setChecked(False))
+        dialog.open()
+
+    def start_file(self, path: str) -> None:
+        """Write every packet that arrives from now on to ``path`` (pcapng)."""
+        self.stop_file()
+        self._file = open(path, "wb")  # noqa: SIM115 - closed by stop_file
+        self._writer = CaptureWriter(self._file)
+        self._file_interface = self._writer.add_interface(self.device_name, self.model.link, 262144)
+        self.file_path = path
+        self.file_packets = 0
+        self.file_action.setChecked(True)
+        self._update_status()
+
+    def stop_file(self) -> None:
+        """Finish the file being written, if any."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self.statusBar().showMessage(
+                f"Wrote {self.file_packets:,} packets to {self.file_path}", 5000
+            )
+        if self.file_action.isChecked():
+            self.file_action.setChecked(False)
+
     def save(self, path: str) -> int:
         """Write the packets in the list to ``path`` as pcapng; return how many."""
-        from .pcapng import CaptureWriter
-
         rows = self.model.rows()
         with open(path, "wb") as file, CaptureWriter(file) as writer:
             interface = writer.add_interface(self.device_name, self.model.link, 262144)
@@ -357,4 +425,5 @@ class PacketWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self._status_timer.stop()
         self.reader.stop()
+        self.stop_file()
         super().closeEvent(event)

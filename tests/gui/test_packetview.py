@@ -95,3 +95,27 @@ def test_saved_pcapng_opens_in_tshark(qtbot: Any, window: Any, tmp_path: Path) -
     lines = result.stdout.split("\n")[:4]
     assert [line.split("\t")[:2] for line in lines] == [["ARP", str(len(ARP_REQUEST))]] * 4
     assert lines[0].split("\t")[2].startswith("1700000000.123456789")
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_capture_to_file_writes_every_packet_until_stopped(
+    qtbot: Any, window: Any, tmp_path: Path
+) -> None:
+    win, stream = window
+    path = tmp_path / "live.pcapng"
+    win.start_file(str(path))
+    win.pause_action.setChecked(True)  # paused packets still go to the file
+    for i in range(5):
+        stream.send(record(ARP_REQUEST, 1_700_000_000_000_000_000 + i, outgoing=bool(i % 2)))
+    qtbot.waitUntil(lambda: win.file_packets == 5, timeout=5000)
+    win.stop_file()
+    stream.send(record(ARP_REQUEST, 2_000_000_000_000_000_000))
+    qtbot.waitUntil(lambda: win.not_shown == 6, timeout=5000)
+    result = subprocess.run(
+        ["tshark", "-r", str(path), "-T", "fields", "-e", "frame.number"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == ["1", "2", "3", "4", "5"]
+    assert not win.file_action.isChecked()
