@@ -87,6 +87,28 @@ def make_devices(netns: stack.Netns) -> None:
     netns.ip("tuntap", "add", "mode", "tap", "name", "qemu-tap0")
 
 
+HOLDER = """
+import fcntl, os, struct, sys
+fd = os.open("/dev/net/tun", os.O_RDWR)
+# IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, as QEMU opens its TAP.
+fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH22x", b"vm1", 0x0002 | 0x1000 | 0x4000))
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def hold_vm1(netns: stack.Netns) -> subprocess.Popen[str]:
+    """Play the VM: hold vm1 open (as QEMU would), so the bridge has a live port."""
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", netns.name, "python3", "-c", HOLDER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
+    return proc
+
+
 def shoot(outdir: Path, address: str, helper: stack.HelperProcess) -> list[Path]:
     """Run the window and write the PNGs."""
     os.environ["QT_QPA_PLATFORM"] = "xcb"
@@ -144,6 +166,43 @@ def shoot(outdir: Path, address: str, helper: stack.HelperProcess) -> list[Path]
         save(properties, "properties-dialog")
         properties.reject()
 
+    # Real traffic on the bridge: ARP for a neighbour nobody answers, and
+    # UDP broadcasts.
+    from tungui.packetview import PacketWindow
+
+    tungui.window.select("labbr0")
+    tungui.controller.watch_selected()
+    deadline = time.monotonic() + 10
+    while not tungui.window.findChildren(PacketWindow) and time.monotonic() < deadline:
+        settle(0.1)
+    netns_exec = ["ip", "netns", "exec", os.environ["TUNGUI_SHOTS_NETNS"]]
+    beacons = (
+        "import socket, time\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)\n"
+        "for i in range(8):\n"
+        "    s.sendto(b'tungui lab beacon %d' % i, ('192.0.2.255', 4000))\n"
+        "    time.sleep(0.1)\n"
+    )
+    traffic = [
+        subprocess.Popen(
+            [*netns_exec, "ping", "-c", "3", "-i", "0.2", "-W", "1", "192.0.2.50"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen([*netns_exec, "python3", "-c", beacons]),
+    ]
+    settle(2.5)
+    for process in traffic:
+        process.wait(timeout=10)
+    for window in tungui.window.findChildren(PacketWindow):
+        window.resize(1000, 560)
+        window.table.resizeColumnsToContents()
+        window.table.selectRow(0)
+        settle(0.5)
+        save(window, "packet-window")
+        window.close()
+
     helper.kill()
     deadline = time.monotonic() + 10
     while tungui.bridge.available and time.monotonic() < deadline:
@@ -173,6 +232,7 @@ def main() -> int:
         polkit = stack.PolkitDaemon(bus.address, directory)
         polkit.start()
         netns.create()
+        os.environ["TUNGUI_SHOTS_NETNS"] = netns.name
         helper = stack.HelperProcess(
             bus.address,
             netns,
@@ -181,8 +241,10 @@ def main() -> int:
         )
         helper.start()
         make_devices(netns)
+        vm = hold_vm1(netns)
         for path in shoot(outdir, bus.address, helper):
             print(path)
+        vm.terminate()
         return 0
     finally:
         if helper is not None and helper.running:

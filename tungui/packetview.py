@@ -223,7 +223,9 @@ class PacketWindow(QMainWindow):
         self.device_name = str(device["name"])
         self.setWindowTitle(f"Packets of {self.device_name}")
         self.setWindowIcon(icons.app_icon())
-        self.model = PacketModel("ethernet" if device.get("kind") == "tap" else "ip", parent=self)
+        # A TUN carries IP packets; TAP devices and bridges, Ethernet frames.
+        link = "ip" if device.get("kind") == "tun" else "ethernet"
+        self.model = PacketModel(link, parent=self)
         self.paused = False
         self.not_shown = 0
         self._dropped = 0

@@ -1,0 +1,378 @@
+"""The Send packet… dialog: a view over :mod:`tungui.packetforms`.
+
+The dialog only reads its widgets into a :class:`~tungui.packetforms.SendForm`
+and shows what :func:`~tungui.packetforms.check` says about it, on every
+change: a preview of the packet (length, one-line summary, bytes) while it
+is good; otherwise the Send button is disabled, the first problem is shown
+under the form and each field with a problem carries a warning icon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QAction, QColor, QFontDatabase, QIcon, QPalette, QStandardItemModel
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QStackedWidget,
+    QStyle,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import packetforms as model
+from .decode import summary
+from .hexview import HexView
+from .packetforms import Checked, SendForm, Template
+
+_TEMPLATE_TEXT: dict[Template, str] = {
+    "hex": "Hex",
+    "arp": "ARP request",
+    "icmp": "ICMP echo request",
+    "udp": "UDP datagram",
+}
+
+_HEX_HINT = {
+    "ethernet": "An Ethernet frame, from the destination MAC on.",
+    "ip": "An IPv4 or IPv6 packet, from its first header byte on.",
+    "tun_pi": "The 4-byte packet-information header (00 00 08 00 for IPv4), then the IP packet.",
+}
+
+
+class SendDialog(QDialog):
+    """Build one packet to inject into a TUN or TAP device.
+
+    Args:
+        device: a device dict as ListDevices reports it (name, kind or mode,
+            mtu, mac, pi, addresses).
+        parent: the window the dialog belongs to.
+    """
+
+    def __init__(self, device: Mapping[str, Any], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._device = dict(device)
+        self._tap = model.device_mode(device) == "tap"
+        self._link = model.link_type(device)
+        self._checked = Checked(None)
+        #: Per template: SendForm field name -> the widget that edits it.
+        self._fields: dict[Template, dict[str, QLineEdit | QPlainTextEdit | QCheckBox]] = {}
+        #: Per template: SendForm field name -> its warning cue.
+        self._cues: dict[Template, dict[str, QAction]] = {}
+        self._form_layouts: list[QFormLayout] = []
+        self.setWindowTitle(f"Send a Packet into {device.get('name', '')}")
+
+        self._build()
+        self._sync_label_widths()
+        self._apply_palettes()
+        self._connect()
+        self._recheck()
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 80)
+        self._template.setFocus()
+
+    # -- public ---------------------------------------------------------
+
+    def template(self) -> Template:
+        """The template chosen."""
+        return model.TEMPLATES[self._template.currentIndex()]
+
+    def set_template(self, template: Template) -> None:
+        """Choose a template, as the Template picker does."""
+        self._template.setCurrentIndex(model.TEMPLATES.index(template))
+
+    def form(self) -> SendForm:
+        """The dialog's contents, as a form (the fields of the chosen template)."""
+        template = self.template()
+        values: dict[str, Any] = {}
+        for key, widget in self._fields[template].items():
+            if isinstance(widget, QCheckBox):
+                values[key] = widget.isChecked()
+            elif isinstance(widget, QPlainTextEdit):
+                values[key] = widget.toPlainText()
+            else:
+                values[key] = widget.text()
+        return SendForm(template=template, **values)
+
+    def checked(self) -> Checked:
+        """The outcome of the latest check of the dialog's contents."""
+        return self._checked
+
+    def packet(self) -> bytes | None:
+        """The bytes to inject, or None while the form has problems."""
+        return self._checked.packet
+
+    # -- building -------------------------------------------------------
+
+    def _build(self) -> None:
+        self._template = QComboBox()
+        self._template.setAccessibleName("Template")
+        for template in model.TEMPLATES:
+            self._template.addItem(_TEMPLATE_TEXT[template])
+        if not self._tap:
+            arp = model.TEMPLATES.index("arp")
+            self._template.setItemText(arp, "ARP request (TAP only)")
+            combo_model = self._template.model()
+            if isinstance(combo_model, QStandardItemModel):
+                item = combo_model.item(arp)
+                item.setEnabled(False)
+                item.setToolTip("A TUN device carries IP packets, not Ethernet frames.")
+        self._template.setCurrentIndex(model.TEMPLATES.index("icmp"))
+        top = QFormLayout()
+        top.addRow("&Template:", self._template)
+        self._form_layouts.append(top)
+
+        self._pages = QStackedWidget()
+        for template in model.TEMPLATES:
+            self._pages.addWidget(self._build_page(template))
+        self._pages.setCurrentIndex(self._template.currentIndex())
+
+        preview_box = self._build_preview()
+        self._build_footer()
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self._pages)
+        layout.addWidget(preview_box, 1)
+        layout.addWidget(self._problem_row)
+        layout.addWidget(self._buttons)
+
+    def _build_page(self, template: Template) -> QWidget:
+        """The fields of one template, filled with defaults that make the host answer."""
+        start = SendForm.defaults(self._device, template)
+        self._fields[template] = {}
+        self._cues[template] = {}
+        box = QGroupBox(_TEMPLATE_TEXT[template])
+        form = QFormLayout(box)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self._form_layouts.append(form)
+
+        def edit(key: str, label: str, name: str, placeholder: str, tip: str) -> QLineEdit:
+            line = QLineEdit(str(getattr(start, key)))
+            line.setAccessibleName(name)
+            line.setPlaceholderText(placeholder)
+            line.setToolTip(tip)
+            self._add_cue(template, key, line)
+            self._fields[template][key] = line
+            form.addRow(label, line)
+            return line
+
+        if template == "hex":
+            text = QPlainTextEdit()
+            text.setAccessibleName("Packet bytes in hex")
+            text.setPlaceholderText("45 00 00 1c …")
+            text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+            text.setTabChangesFocus(True)
+            text.setToolTip("Hex digits; spaces, new lines and colons between them are ignored.")
+            text.setFixedHeight(text.fontMetrics().lineSpacing() * 5 + 2 * (text.frameWidth() + 4))
+            self._fields[template]["hex"] = text
+            hint = QLabel(_HEX_HINT[self._link])
+            hint.setWordWrap(True)
+            hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+            form.addRow("&Bytes:", text)
+            form.addRow("", hint)
+            return box
+
+        ip_tip = "An IPv4 or IPv6 address; source and destination of one family."
+        if template == "arp":
+            edit("src_mac", "Sender &MAC:", "Sender MAC", "02:00:5e:10:00:01", "The asker.")
+            edit("src_ip", "Sender &address:", "Sender address", "192.0.2.2", "An IPv4 address.")
+            edit(
+                "dst_ip",
+                "Tar&get address:",
+                "Target address",
+                "192.0.2.1",
+                "The IPv4 address asked for; the device's own, for the host to answer.",
+            )
+            edit(
+                "dst_mac",
+                "Desti&nation MAC:",
+                "Destination MAC",
+                model.BROADCAST_MAC,
+                "Where the frame goes: broadcast, as a real ARP request.",
+            )
+            return box
+
+        edit("src_ip", "Source &address:", "Source address", "192.0.2.2", ip_tip)
+        if template == "udp":
+            edit("src_port", "Source &port:", "Source port", "40000", "0 to 65535.")
+        edit(
+            "dst_ip",
+            "&Destination address:",
+            "Destination address",
+            "192.0.2.1",
+            "The device's own address, for the host to answer.",
+        )
+        if template == "udp":
+            edit(
+                "dst_port",
+                "Destination p&ort:",
+                "Destination port",
+                "9",
+                "0 to 65535; 9 is the discard service.",
+            )
+        else:
+            edit("ident", "&Identifier:", "Identifier", "0x7475", "0 to 65535, or hex as 0x….")
+            edit("seq", "Se&quence:", "Sequence number", "1", "0 to 65535, or hex as 0x….")
+        if self._tap:
+            edit("src_mac", "Source &MAC:", "Source MAC", "02:00:5e:10:00:01", "The sender.")
+            edit(
+                "dst_mac",
+                "Desti&nation MAC:",
+                "Destination MAC",
+                str(self._device.get("mac", "")),
+                "The device's own MAC, for the host to take the frame.",
+            )
+        payload = QLineEdit(start.payload)
+        payload.setAccessibleName("Payload")
+        payload.setPlaceholderText("Empty")
+        payload.setToolTip("Text, sent as UTF-8; or hex digits with Hex checked.")
+        self._add_cue(template, "payload", payload)
+        as_hex = QCheckBox("He&x")
+        as_hex.setAccessibleName("Payload in hex")
+        as_hex.setToolTip("Read the payload as hex digits rather than text.")
+        self._fields[template]["payload"] = payload
+        self._fields[template]["payload_is_hex"] = as_hex
+        row = QHBoxLayout()
+        row.addWidget(payload, 1)
+        row.addWidget(as_hex)
+        label = QLabel("Pa&yload:")
+        label.setBuddy(payload)
+        form.addRow(label, row)
+        return box
+
+    def _build_preview(self) -> QGroupBox:
+        self._summary = QLineEdit()
+        self._summary.setAccessibleName("Packet summary")
+        self._summary.setReadOnly(True)
+        self._summary.setFrame(False)
+        self._hex = HexView()
+        self._hex.setAccessibleName("Packet bytes")
+        self._hex.setMinimumHeight(self._hex.fontMetrics().lineSpacing() * 5)
+        box = QGroupBox("Preview")
+        layout = QVBoxLayout(box)
+        layout.addWidget(self._summary)
+        layout.addWidget(self._hex, 1)
+        return box
+
+    def _build_footer(self) -> None:
+        """The first problem, if any, and the buttons."""
+        self._problem_icon = QLabel()
+        self._problem_icon.setPixmap(self._warning_icon().pixmap(self._icon_size()))
+        self._problem = QLabel()
+        self._problem.setAccessibleName("Problem")
+        self._problem.setWordWrap(True)
+        # Room for two lines, so that a problem does not squeeze the form.
+        self._problem.setMinimumHeight(2 * self._problem.fontMetrics().lineSpacing())
+        self._problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._problem_row = QWidget()
+        problem_layout = QHBoxLayout(self._problem_row)
+        problem_layout.setContentsMargins(0, 0, 0, 0)
+        problem_layout.addWidget(self._problem_icon, 0, Qt.AlignmentFlag.AlignTop)
+        problem_layout.addWidget(self._problem, 1)
+        policy = self._problem_row.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self._problem_row.setSizePolicy(policy)
+
+        self._buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self._send = self._buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self._send.setText("&Send")
+        self._send.setAccessibleName("Send")
+        cancel = self._buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        cancel.setAccessibleName("Cancel")
+
+    def _connect(self) -> None:
+        self._template.currentIndexChanged.connect(self._pages.setCurrentIndex)
+        self._template.currentIndexChanged.connect(self._recheck)
+        for fields in self._fields.values():
+            for widget in fields.values():
+                if isinstance(widget, QCheckBox):
+                    widget.toggled.connect(self._recheck)
+                else:
+                    widget.textChanged.connect(self._recheck)
+        self._buttons.accepted.connect(self.accept)
+        self._buttons.rejected.connect(self.reject)
+
+    def _add_cue(self, template: Template, key: str, edit: QLineEdit) -> None:
+        """Give a line edit the warning icon shown while its field has a problem."""
+        action = edit.addAction(self._warning_icon(), QLineEdit.ActionPosition.TrailingPosition)
+        action.setVisible(False)
+        self._cues[template][key] = action
+
+    def _sync_label_widths(self) -> None:
+        """Give every form's label column one width, so the fields line up."""
+        labels: list[QWidget] = []
+        for layout in self._form_layouts:
+            for row in range(layout.rowCount()):
+                item = layout.itemAt(row, QFormLayout.ItemRole.LabelRole)
+                label = item.widget() if item is not None else None
+                if label is not None:
+                    labels.append(label)
+        width = max(label.sizeHint().width() for label in labels)
+        for label in labels:
+            label.setMinimumWidth(width)
+
+    # -- checking -------------------------------------------------------
+
+    def _recheck(self) -> None:
+        self._checked = model.check(self.form(), self._device)
+        packet, problems = self._checked.packet, self._checked.problems
+        self._send.setEnabled(packet is not None)
+        self._send.setToolTip("\n".join(problems))
+        self._problem.setText(problems[0] if problems else "")
+        self._problem_row.setVisible(bool(problems))
+        for key, cue in self._cues[self.template()].items():
+            problem = self._checked.by_field.get(key, "")
+            cue.setVisible(bool(problem))
+            cue.setToolTip(problem)
+        if packet is None:
+            self._summary.setText("")
+            self._summary.setPlaceholderText("No packet yet: see the problem below.")
+            self._hex.set_data(b"")
+        else:
+            text = f"{len(packet)} bytes · {summary(packet, link=self._link)}"
+            self._summary.setText(text)
+            self._summary.setCursorPosition(0)
+            self._hex.set_data(packet)
+
+    # -- looks ----------------------------------------------------------
+
+    def changeEvent(self, event: QEvent) -> None:
+        """Follow a change of colour scheme."""
+        if event.type() == QEvent.Type.PaletteChange:
+            self._apply_palettes()
+        super().changeEvent(event)
+
+    def _apply_palettes(self) -> None:
+        """Derive the few colours of our own from the theme's palette."""
+        palette = self.palette()
+        # As in the device dialog: Qt's palette has no "negative" role, so take
+        # a red as light or as dark as the theme's text.
+        text = palette.color(QPalette.ColorRole.WindowText)
+        problem = QPalette(palette)
+        problem.setColor(
+            QPalette.ColorRole.WindowText,
+            QColor.fromHsl(355, 170, max(90, min(170, text.lightness()))),
+        )
+        self._problem.setPalette(problem)
+        # The summary is read-only: on the window's colour, as a label would be.
+        read_only = QPalette(palette)
+        read_only.setColor(QPalette.ColorRole.Base, palette.color(QPalette.ColorRole.Window))
+        self._summary.setPalette(read_only)
+
+    def _warning_icon(self) -> QIcon:
+        fallback = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+        return QIcon.fromTheme("dialog-warning", fallback)
+
+    def _icon_size(self) -> int:
+        return self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
