@@ -258,18 +258,9 @@ class HelperBridge(QObject):
             return False
 
         client.bus.add_message_handler(on_message)
-        await client.bus.call(
-            Message(
-                destination="org.freedesktop.DBus",
-                path="/org/freedesktop/DBus",
-                interface="org.freedesktop.DBus",
-                member="AddMatch",
-                signature="s",
-                body=[
-                    "type='signal',sender='org.freedesktop.DBus',"
-                    f"member='NameOwnerChanged',arg0='{BUS_NAME}'"
-                ],
-            )
+        await client.add_match(
+            "type='signal',sender='org.freedesktop.DBus',"
+            f"member='NameOwnerChanged',arg0='{BUS_NAME}'"
         )
 
     async def _owner_gone(self) -> None:

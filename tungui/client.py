@@ -270,16 +270,7 @@ class HelperClient:
             f"member='{SIGNAL_DEVICES_CHANGED}',"
             f"path='{OBJECT_PATH}'"
         )
-        await self.bus.call(
-            Message(
-                destination="org.freedesktop.DBus",
-                path="/org/freedesktop/DBus",
-                interface="org.freedesktop.DBus",
-                member="AddMatch",
-                signature="s",
-                body=[rule],
-            )
-        )
+        await self.add_match(rule)
 
     async def watch_statistics(self, interval_ms: int, callback: StatisticsCallback) -> None:
         """Call ``callback(timestamp_ns, counters)`` on every Statistics tick.
@@ -292,7 +283,7 @@ class HelperClient:
         if not self._statistics_matched:
             self._statistics_matched = True
             self._ensure_handler()
-            await self._add_match(
+            await self.add_match(
                 f"type='signal',sender='{BUS_NAME}',interface='{INTERFACE}',"
                 f"member='Statistics',path='{OBJECT_PATH}'"
             )
@@ -303,7 +294,8 @@ class HelperClient:
             self._handler_added = True
             self.bus.add_message_handler(self._on_message)
 
-    async def _add_match(self, rule: str) -> None:
+    async def add_match(self, rule: str) -> None:
+        """Ask the bus to route signals matching ``rule`` to this connection."""
         await self.bus.call(
             Message(
                 destination="org.freedesktop.DBus",
