@@ -21,6 +21,7 @@ from .devicedialog import DeviceDialog
 from .devicemodel import DeviceTableModel
 from .mainwindow import MainWindow
 from .packetview import PacketWindow
+from .senddialog import SendDialog
 
 Device = dict[str, Any]
 
@@ -70,6 +71,7 @@ class Controller(QObject):
         window.properties_action.triggered.connect(self.edit_selected)
         window.copy_action.triggered.connect(self.copy_selected)
         window.watch_action.triggered.connect(self.watch_selected)
+        window.send_action.triggered.connect(self.send_to_selected)
         window.selectionChanged.connect(self.update_actions)
         model.dataChanged.connect(lambda *_: self.update_actions())
         model.modelReset.connect(self.update_actions)
@@ -123,6 +125,9 @@ class Controller(QObject):
             self.window.watch_action,
         ):
             action.setEnabled(usable)
+        self.window.send_action.setEnabled(
+            usable and device is not None and device.get("kind") in ("tun", "tap")
+        )
         self.window.copy_action.setEnabled(device is not None)
         if device is not None:
             up = bool(device.get("up"))
@@ -300,6 +305,30 @@ class Controller(QObject):
             done=f"Capturing on {name}",
             then=opened,
         )
+
+    def send_to_selected(self) -> SendDialog | None:
+        """Open the Send Packet dialog; inject the packet when it is accepted."""
+        device = self.window.selected_device()
+        if device is None or not self._available or device.get("kind") not in ("tun", "tap"):
+            return None
+        name = str(device["name"])
+        dialog = SendDialog(device, self.window)
+
+        def accepted() -> None:
+            packet = dialog.packet()
+            if packet is not None:
+                self._request(
+                    "inject_packet",
+                    name,
+                    packet,
+                    what=f"Sending into {name}…",
+                    done=f"Sent {len(packet)} bytes into {name}",
+                )
+
+        dialog.accepted.connect(accepted)
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+        return dialog
 
     def copy_selected(self) -> str | None:
         """Put the ip commands that make the selected device on the clipboard."""

@@ -186,6 +186,12 @@ class MainWindow(QMainWindow):
             "Ctrl+Shift+W",
             "See the device's packets as they pass, and save them for Wireshark",
         )
+        self.send_action = self._action(
+            "&Send Packet…",
+            "go-down",
+            "Ctrl+Shift+S",
+            "Put a packet into the device, as its program would (the host receives it)",
+        )
         self.filter_action = self._action(
             "&Filter", "edit-find", QKeySequence.StandardKey.Find, "Filter the device list"
         )
@@ -231,6 +237,7 @@ class MainWindow(QMainWindow):
             self.up_action,
             self.properties_action,
             self.watch_action,
+            self.send_action,
             self.copy_action,
             self.delete_action,
         ]

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QSizePolicy,
     QStackedWidget,
     QStyle,
     QVBoxLayout,
@@ -77,7 +78,11 @@ class SendDialog(QDialog):
         self._apply_palettes()
         self._connect()
         self._recheck()
-        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 80)
+        # An explicit minimum width turns off the layout's own, which keeps
+        # the preview's 16-byte rows whole: take the larger of the two.
+        self.setMinimumWidth(
+            max(self.fontMetrics().averageCharWidth() * 80, self._layout.minimumSize().width())
+        )
         self._template.setFocus()
 
     # -- public ---------------------------------------------------------
@@ -134,11 +139,11 @@ class SendDialog(QDialog):
         self._pages = QStackedWidget()
         for template in model.TEMPLATES:
             self._pages.addWidget(self._build_page(template))
-        self._pages.setCurrentIndex(self._template.currentIndex())
+        self._show_page(self._template.currentIndex())
 
         preview_box = self._build_preview()
         self._build_footer()
-        layout = QVBoxLayout(self)
+        layout = self._layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self._pages)
         layout.addWidget(preview_box, 1)
@@ -150,7 +155,7 @@ class SendDialog(QDialog):
         start = SendForm.defaults(self._device, template)
         self._fields[template] = {}
         self._cues[template] = {}
-        box = QGroupBox(_TEMPLATE_TEXT[template])
+        box = QGroupBox("Fields")
         form = QFormLayout(box)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self._form_layouts.append(form)
@@ -257,6 +262,8 @@ class SendDialog(QDialog):
         self._hex = HexView()
         self._hex.setAccessibleName("Packet bytes")
         self._hex.setMinimumHeight(self._hex.fontMetrics().lineSpacing() * 5)
+        # A whole row of 16 bytes without scrolling sideways.
+        self._hex.setMinimumWidth(self._hex.sizeHint().width())
         box = QGroupBox("Preview")
         layout = QVBoxLayout(box)
         layout.addWidget(self._summary)
@@ -292,7 +299,7 @@ class SendDialog(QDialog):
         cancel.setAccessibleName("Cancel")
 
     def _connect(self) -> None:
-        self._template.currentIndexChanged.connect(self._pages.setCurrentIndex)
+        self._template.currentIndexChanged.connect(self._show_page)
         self._template.currentIndexChanged.connect(self._recheck)
         for fields in self._fields.values():
             for widget in fields.values():
@@ -302,6 +309,19 @@ class SendDialog(QDialog):
                     widget.textChanged.connect(self._recheck)
         self._buttons.accepted.connect(self.accept)
         self._buttons.rejected.connect(self.reject)
+
+    def _show_page(self, index: int) -> None:
+        """Show one template's fields; the stack takes the height of that page only."""
+        # A QStackedWidget is as tall as its tallest page; hidden pages that
+        # ignore their size let the short Hex page leave room to the preview.
+        for page in range(self._pages.count()):
+            widget = self._pages.widget(page)
+            if widget is None:
+                continue
+            policy = QSizePolicy.Policy.Preferred if page == index else QSizePolicy.Policy.Ignored
+            widget.setSizePolicy(policy, policy)
+        self._pages.setCurrentIndex(index)
+        self._pages.adjustSize()
 
     def _add_cue(self, template: Template, key: str, edit: QLineEdit) -> None:
         """Give a line edit the warning icon shown while its field has a problem."""

@@ -78,11 +78,11 @@ def shown(qtbot: QtBot, dialog: DeviceDialog) -> DeviceDialog:
 
 def type_into(qtbot: QtBot, widget: QWidget, text: str) -> None:
     """Type text key by key (pytest-qt's QtBot methods carry no annotations)."""
-    qtbot.keyClicks(widget, text)  # type: ignore[no-untyped-call]
+    qtbot.keyClicks(widget, text)
 
 
 def press(qtbot: QtBot, widget: QWidget, key: Qt.Key) -> None:
-    qtbot.keyClick(widget, key)  # type: ignore[no-untyped-call]
+    qtbot.keyClick(widget, key)
 
 
 def retype(qtbot: QtBot, edit: QLineEdit | QPlainTextEdit | None, text: str) -> None:
@@ -97,9 +97,9 @@ def click(qtbot: QtBot, button: QWidget) -> None:
     """Click a button; a check box or radio button on its indicator, as a person would."""
     if isinstance(button, QCheckBox | QRadioButton):
         pos = QPoint(button.height() // 2, button.height() // 2)
-        qtbot.mouseClick(button, Qt.MouseButton.LeftButton, pos=pos)  # type: ignore[no-untyped-call]
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton, pos=pos)
     else:
-        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)  # type: ignore[no-untyped-call]
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
 def test_a_new_tap_device_yields_exactly_what_was_typed(qtbot: QtBot) -> None:

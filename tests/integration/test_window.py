@@ -233,3 +233,23 @@ def test_watch_packets_of_a_device(qtbot: Any, app: App, clean_netns: Netns) -> 
         packets.close()
     finally:
         reader.close()
+
+
+def test_send_a_packet_into_a_device(qtbot: Any, app: App, clean_netns: Netns) -> None:
+    name = create(mode="tun", name="send%d", persist=True, addresses=["192.0.2.1/24"], up=True)
+    qtbot.waitUntil(lambda: name in names(app), timeout=TIMEOUT)
+    app.window.select(name)
+    dialog = app.controller.send_to_selected()
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    send = find(dialog, QPushButton, "Send")
+    assert send.isEnabled(), dialog.checked().problems
+    qtbot.mouseClick(send, Qt.MouseButton.LeftButton)
+
+    def received() -> int:
+        (link,) = clean_netns.ip_json("-s", "link", "show", "dev", name)
+        return int(link["stats64"]["rx"]["packets"])
+
+    # The default is an ICMP echo request to the device's own address: the
+    # kernel counts it as received by the device.
+    qtbot.waitUntil(lambda: received() == 1, timeout=TIMEOUT)
