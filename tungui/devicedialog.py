@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QAction, QColor, QIcon, QPalette
+from PySide6.QtGui import QAction, QIcon, QPalette
 from PySide6.QtWidgets import (
     QAbstractButton,
     QButtonGroup,
@@ -29,11 +29,11 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QRadioButton,
-    QStyle,
     QVBoxLayout,
     QWidget,
 )
 
+from . import cues
 from . import form as model
 from .form import Checked, DeviceForm
 
@@ -410,27 +410,16 @@ class DeviceDialog(QDialog):
     def _apply_palettes(self) -> None:
         """Derive the few colours of our own from the theme's palette."""
         palette = self.palette()
-        # Qt's palette has no "negative" role: take a red as light or as dark
-        # as the theme's text, so it reads on light and dark themes alike.
-        text = palette.color(QPalette.ColorRole.WindowText)
-        problem = QPalette(palette)
-        problem.setColor(
-            QPalette.ColorRole.WindowText,
-            QColor.fromHsl(355, 170, max(90, min(170, text.lightness()))),
-        )
-        self._problem.setPalette(problem)
-        # A field that cannot change sits on the window's colour, as a label would.
-        read_only = QPalette(palette)
-        read_only.setColor(QPalette.ColorRole.Base, palette.color(QPalette.ColorRole.Window))
+        self._problem.setPalette(cues.problem_palette(palette))
+        read_only = cues.read_only_palette(palette)
         for edit in self._read_only:
             edit.setPalette(read_only)
 
     def _warning_icon(self) -> QIcon:
-        fallback = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
-        return QIcon.fromTheme("dialog-warning", fallback)
+        return cues.warning_icon(self)
 
     def _icon_size(self) -> int:
-        return self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
+        return cues.small_icon_size(self)
 
 
 def _stack(*buttons: QAbstractButton) -> QWidget:

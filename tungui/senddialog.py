@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QAction, QColor, QFontDatabase, QIcon, QPalette, QStandardItemModel
+from PySide6.QtGui import QAction, QFontDatabase, QIcon, QPalette, QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,11 +27,11 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QSizePolicy,
     QStackedWidget,
-    QStyle,
     QVBoxLayout,
     QWidget,
 )
 
+from . import cues
 from . import packetforms as model
 from .decode import summary
 from .hexview import HexView
@@ -376,23 +376,11 @@ class SendDialog(QDialog):
     def _apply_palettes(self) -> None:
         """Derive the few colours of our own from the theme's palette."""
         palette = self.palette()
-        # As in the device dialog: Qt's palette has no "negative" role, so take
-        # a red as light or as dark as the theme's text.
-        text = palette.color(QPalette.ColorRole.WindowText)
-        problem = QPalette(palette)
-        problem.setColor(
-            QPalette.ColorRole.WindowText,
-            QColor.fromHsl(355, 170, max(90, min(170, text.lightness()))),
-        )
-        self._problem.setPalette(problem)
-        # The summary is read-only: on the window's colour, as a label would be.
-        read_only = QPalette(palette)
-        read_only.setColor(QPalette.ColorRole.Base, palette.color(QPalette.ColorRole.Window))
-        self._summary.setPalette(read_only)
+        self._problem.setPalette(cues.problem_palette(palette))
+        self._summary.setPalette(cues.read_only_palette(palette))
 
     def _warning_icon(self) -> QIcon:
-        fallback = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
-        return QIcon.fromTheme("dialog-warning", fallback)
+        return cues.warning_icon(self)
 
     def _icon_size(self) -> int:
-        return self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
+        return cues.small_icon_size(self)

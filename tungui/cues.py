@@ -1,0 +1,43 @@
+"""How the dialogs mark a problem with what was typed: colours and icons from the theme.
+
+Shared by the device dialog and the send dialog, so both say "wrong" alike
+on light and dark themes.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QColor, QIcon, QPalette
+from PySide6.QtWidgets import QStyle, QWidget
+
+
+def problem_palette(palette: QPalette) -> QPalette:
+    """``palette`` with its text in a red that reads on the theme's background.
+
+    Qt's palette has no "negative" role: take a red as light or as dark as
+    the theme's own text.
+    """
+    text = palette.color(QPalette.ColorRole.WindowText)
+    problem = QPalette(palette)
+    problem.setColor(
+        QPalette.ColorRole.WindowText,
+        QColor.fromHsl(355, 170, max(90, min(170, text.lightness()))),
+    )
+    return problem
+
+
+def read_only_palette(palette: QPalette) -> QPalette:
+    """``palette`` for a field that cannot change: on the window's colour, as a label."""
+    read_only = QPalette(palette)
+    read_only.setColor(QPalette.ColorRole.Base, palette.color(QPalette.ColorRole.Window))
+    return read_only
+
+
+def warning_icon(widget: QWidget) -> QIcon:
+    """The theme's warning icon, or the style's."""
+    fallback = widget.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+    return QIcon.fromTheme("dialog-warning", fallback)
+
+
+def small_icon_size(widget: QWidget) -> int:
+    """The style's small icon size, for icons beside text."""
+    return widget.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
