@@ -206,7 +206,10 @@ def test_every_control_has_an_accessible_name(app: App) -> None:
     assert all(b.defaultAction().text() for b in toolbar_buttons)
 
 
-def test_watch_packets_of_a_device(qtbot: Any, app: App, clean_netns: Netns) -> None:
+def test_watch_packets_of_a_device(
+    qtbot: Any, app: App, clean_netns: Netns, tmp_path: Path
+) -> None:
+    import shutil
     import subprocess
 
     from tungui.packetview import PacketWindow
@@ -230,6 +233,34 @@ def test_watch_packets_of_a_device(qtbot: Any, app: App, clean_netns: Netns) -> 
         summary = packets.model.index(0, 5).data()
         assert summary.startswith("UDP 192.0.2.1:") and "→ 192.0.2.2:9" in summary
         assert packets.model.index(0, 2).data() == "sent"
+        # Saved as pcapng, read back by tshark (a tool nobody here wrote).
+        if shutil.which("tshark"):
+            path = tmp_path / "watch.pcapng"
+            saved = packets.save(str(path))
+            fields = subprocess.run(
+                [
+                    "tshark",
+                    "-r",
+                    str(path),
+                    "-T",
+                    "fields",
+                    "-e",
+                    "_ws.col.Protocol",
+                    "-e",
+                    "ip.dst",
+                    "-e",
+                    "udp.dstport",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split("\n")
+            rows = [line.split("\t") for line in fields if line]
+            assert len(rows) == saved >= 3
+            assert rows[0] == ["UDP", "192.0.2.2", "9"]
+        # The pane below the list plots the watched device's rates.
+        qtbot.waitUntil(lambda: app.window.graph.point_count() >= 2, timeout=TIMEOUT)
+        assert app.window.graph.device() == name
         packets.close()
     finally:
         reader.close()
