@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QGuiApplication
@@ -17,11 +17,14 @@ from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox
 
 from .bridge import HelperBridge
 from .commands import ip_commands
-from .devicedialog import DeviceDialog
 from .devicemodel import DeviceTableModel
 from .mainwindow import MainWindow
-from .packetview import PacketWindow
-from .senddialog import SendDialog
+
+# The dialogs and the packet window load when first used (dpkt, pyqtgraph and
+# the dialogs' widgets would otherwise double the time to the first paint).
+if TYPE_CHECKING:
+    from .devicedialog import DeviceDialog
+    from .senddialog import SendDialog
 
 Device = dict[str, Any]
 
@@ -73,6 +76,7 @@ class Controller(QObject):
         window.watch_action.triggered.connect(self.watch_selected)
         window.send_action.triggered.connect(self.send_to_selected)
         window.selectionChanged.connect(self.update_actions)
+        window.graphReady.connect(self.update_actions)
         model.dataChanged.connect(lambda *_: self.update_actions())
         model.modelReset.connect(self.update_actions)
         model.rowsRemoved.connect(lambda *_: self.update_actions())
@@ -106,17 +110,19 @@ class Controller(QObject):
 
     def _statistics(self, timestamp_ns: int, counters: dict[str, tuple[int, ...]]) -> None:
         self.model.apply_statistics(timestamp_ns, counters)
-        name = self.window.graph.device()
-        if name is not None and name in counters:
+        graph = self.window.graph
+        name = None if graph is None else graph.device()
+        if graph is not None and name is not None and name in counters:
             rx, tx, _rx_packets, _tx_packets = self.model.rates(name)
-            self.window.graph.add_sample(timestamp_ns, rx, tx)
+            graph.add_sample(timestamp_ns, rx, tx)
 
     def update_actions(self) -> None:
         """Enable what makes sense for the selection while the helper is there."""
         device = self.window.selected_device()
         name = None if device is None else str(device["name"])
-        if name != self.window.graph.device():
-            self.window.graph.set_device(name)
+        graph = self.window.graph
+        if graph is not None and name != graph.device():
+            graph.set_device(name)
         usable = self._available and device is not None
         for action in (
             self.window.delete_action,
@@ -175,6 +181,8 @@ class Controller(QObject):
 
     def new_device(self, mode: str) -> DeviceDialog:
         """Open the New TUN/TAP dialog; create the device when it is accepted."""
+        from .devicedialog import DeviceDialog
+
         dialog = DeviceDialog(mode, self.window, bridges=self.model.bridges())
         dialog.accepted.connect(lambda: self._create(dialog))
         dialog.finished.connect(dialog.deleteLater)
@@ -266,6 +274,8 @@ class Controller(QObject):
             if device is not None and device.get("kind") == "bridge":
                 self.window.show_status("Bridges have no properties to edit here yet.")
             return None
+        from .devicedialog import DeviceDialog
+
         name = str(device["name"])
         bridges = [b for b in self.model.bridges() if b != name]
         dialog = DeviceDialog(str(device.get("kind")), self.window, device=device, bridges=bridges)
@@ -294,6 +304,8 @@ class Controller(QObject):
         name = str(device["name"])
 
         def opened(stream: object) -> None:
+            from .packetview import PacketWindow
+
             window = PacketWindow(device, stream, self.window)  # type: ignore[arg-type]
             window.setWindowFlag(Qt.WindowType.Window)
             window.show()
@@ -311,6 +323,8 @@ class Controller(QObject):
         device = self.window.selected_device()
         if device is None or not self._available or device.get("kind") not in ("tun", "tap"):
             return None
+        from .senddialog import SendDialog
+
         name = str(device["name"])
         dialog = SendDialog(device, self.window)
 

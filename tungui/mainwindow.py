@@ -6,9 +6,9 @@ actions; what they do is the controller's business.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QItemSelection, QPoint, QSettings, Qt, Signal
+from PySide6.QtCore import QByteArray, QItemSelection, QPoint, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -27,9 +27,14 @@ from PySide6.QtWidgets import (
 from . import icons
 from .devicemodel import NAME_COLUMN, DeviceFilterModel, DeviceTableModel
 from .messagebar import MessageBar
-from .rategraph import RateGraph
+
+if TYPE_CHECKING:
+    from .rategraph import RateGraph
 
 Device = dict[str, Any]
+
+#: How long after the window is made the graph loads (after the first paint).
+GRAPH_DELAY_MS = 300
 
 #: Columns hidden until a person shows them (header context menu).
 DEFAULT_HIDDEN = ("Group", "RX bytes", "TX bytes")
@@ -45,6 +50,8 @@ class MainWindow(QMainWindow):
 
     #: The selection changed (the controller updates the actions).
     selectionChanged = Signal()
+    #: The graph was made (the controller then feeds it).
+    graphReady = Signal()
 
     def __init__(
         self, model: DeviceTableModel, settings: QSettings, parent: QWidget | None = None
@@ -107,9 +114,14 @@ class MainWindow(QMainWindow):
         self.splitter = QSplitter(Qt.Orientation.Vertical, central)
         self.splitter.setObjectName("DeviceSplitter")
         self.splitter.addWidget(self.table)
-        self.graph = RateGraph(self.splitter)
-        self.graph.setMinimumHeight(160)
-        self.splitter.addWidget(self.graph)
+        # The graph (pyqtgraph and numpy) loads once the window is on screen:
+        # importing them would double the time to the first paint.
+        self.graph: RateGraph | None = None
+        self._graph_pane = QWidget(self.splitter)
+        self._graph_pane.setMinimumHeight(160)
+        QVBoxLayout(self._graph_pane).setContentsMargins(0, 0, 0, 0)
+        self.splitter.addWidget(self._graph_pane)
+        QTimer.singleShot(GRAPH_DELAY_MS, self._load_graph)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
         layout.addWidget(self.splitter, 1)
@@ -274,6 +286,15 @@ class MainWindow(QMainWindow):
         if index.isValid():
             self.table.selectRow(index.row())
             self.table.scrollTo(index)
+
+    def _load_graph(self) -> None:
+        from .rategraph import RateGraph
+
+        self.graph = RateGraph(self._graph_pane)
+        layout = self._graph_pane.layout()
+        assert layout is not None
+        layout.addWidget(self.graph)
+        self.graphReady.emit()
 
     def _fit_columns(self) -> None:
         # Once, on the first list, unless the person's own layout was restored.

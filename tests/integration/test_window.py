@@ -259,8 +259,11 @@ def test_watch_packets_of_a_device(
             assert len(rows) == saved >= 3
             assert rows[0] == ["UDP", "192.0.2.2", "9"]
         # The pane below the list plots the watched device's rates.
-        qtbot.waitUntil(lambda: app.window.graph.point_count() >= 2, timeout=TIMEOUT)
-        assert app.window.graph.device() == name
+        qtbot.waitUntil(
+            lambda: app.window.graph is not None and app.window.graph.point_count() >= 2,
+            timeout=TIMEOUT,
+        )
+        assert app.window.graph is not None and app.window.graph.device() == name
         packets.close()
     finally:
         reader.close()
