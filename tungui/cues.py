@@ -6,8 +6,9 @@ on light and dark themes.
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPalette
-from PySide6.QtWidgets import QStyle, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QStyle, QWidget
 
 
 def problem_palette(palette: QPalette) -> QPalette:
@@ -41,3 +42,29 @@ def warning_icon(widget: QWidget) -> QIcon:
 def small_icon_size(widget: QWidget) -> int:
     """The style's small icon size, for icons beside text."""
     return widget.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
+
+
+def problem_row(widget: QWidget) -> tuple[QWidget, QLabel, QLabel]:
+    """The row under a form that shows its first problem: a warning icon and the sentence.
+
+    Returns:
+        The row, its icon and its text label. The row keeps its height while
+        hidden, so a problem coming and going does not make the dialog jump.
+    """
+    icon = QLabel()
+    icon.setPixmap(warning_icon(widget).pixmap(small_icon_size(widget)))
+    label = QLabel()
+    label.setAccessibleName("Problem")
+    label.setWordWrap(True)
+    # Room for two lines, so that a problem does not squeeze the form.
+    label.setMinimumHeight(2 * label.fontMetrics().lineSpacing())
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(icon, 0, Qt.AlignmentFlag.AlignTop)
+    layout.addWidget(label, 1)
+    policy = row.sizePolicy()
+    policy.setRetainSizeWhenHidden(True)
+    row.setSizePolicy(policy)
+    return row, icon, label

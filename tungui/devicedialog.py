@@ -255,21 +255,7 @@ class DeviceDialog(QDialog):
 
     def _build_footer(self) -> None:
         """The first problem, if any, and the buttons."""
-        self._problem_icon = QLabel()
-        self._problem_icon.setPixmap(self._warning_icon().pixmap(self._icon_size()))
-        self._problem = QLabel()
-        self._problem.setWordWrap(True)
-        # Room for two lines, so that a problem does not squeeze the form.
-        self._problem.setMinimumHeight(2 * self._problem.fontMetrics().lineSpacing())
-        self._problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self._problem_row = QWidget()
-        problem_layout = QHBoxLayout(self._problem_row)
-        problem_layout.setContentsMargins(0, 0, 0, 0)
-        problem_layout.addWidget(self._problem_icon, 0, Qt.AlignmentFlag.AlignTop)
-        problem_layout.addWidget(self._problem, 1)
-        policy = self._problem_row.sizePolicy()
-        policy.setRetainSizeWhenHidden(True)
-        self._problem_row.setSizePolicy(policy)
+        self._problem_row, self._problem_icon, self._problem = cues.problem_row(self)
 
         self._buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
