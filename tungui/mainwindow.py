@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableView,
     QToolBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -81,7 +82,14 @@ class MainWindow(QMainWindow):
         self.filter.setPlaceholderText("Filter devices (name, kind, address, owner…)")
         self.filter.setClearButtonEnabled(True)
         self.filter.setAccessibleName("Filter devices")
-        self.filter.addAction(icons.icon("edit-find"), QLineEdit.ActionPosition.LeadingPosition)
+        find = self.filter.addAction(
+            icons.icon("edit-find"), QLineEdit.ActionPosition.LeadingPosition
+        )
+        find.setText("Filter")
+        # Qt's own clear button: give it a name assistive technology can read.
+        clear = self.filter.findChild(QAction, "_q_qlineeditclearaction")
+        if clear is not None:
+            clear.setText("Clear the filter")
         self.filter.textChanged.connect(self.proxy.set_filter)
         layout.addWidget(self.filter)
 
@@ -230,6 +238,10 @@ class MainWindow(QMainWindow):
             toolbar.addAction(action)
         self.addToolBar(toolbar)
         self.toolbar = toolbar
+        # The ">>" button that shows what does not fit.
+        extension = toolbar.findChild(QToolButton, "qt_toolbar_ext_button")
+        if extension is not None:
+            extension.setAccessibleName("More actions")
 
     def _make_menus(self) -> None:
         menu = self.menuBar().addMenu("&File")

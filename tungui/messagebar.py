@@ -62,6 +62,7 @@ class MessageBar(QFrame):
         self.label.setAccessibleName(f"{name} text")
         layout.addWidget(self.label, 1)
         self.action = QToolButton(self)
+        self.action.setAccessibleName(f"{name} action")
         self.action.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.action.hide()
         self.action.clicked.connect(self.actionTriggered)
