@@ -114,7 +114,7 @@ async def capture_with_helper(
     snaplen: int,
     helper: stack.HelperProcess,
 ) -> dict[str, float]:
-    from tungui.capture import parse_record
+    from tungui.capture import parse_message
     from tungui.client import HelperClient
 
     client = await HelperClient.connect(address)
@@ -140,23 +140,31 @@ async def capture_with_helper(
         )
         start = time.monotonic()
         ticks_at_start = ticks
-        while sender.returncode is None or readable.is_set():
+        flooding = asyncio.ensure_future(sender.wait())
+        quiet_since: float | None = None
+        while True:
             readable.clear()
+            got = False
             while True:
                 try:
-                    record = stream.recv(65536)
+                    record = stream.recv(1 << 20)
                 except BlockingIOError:
                     break
-                captured += 1
-                last_dropped = parse_record(record).dropped
-            try:
-                await asyncio.wait_for(readable.wait(), 0.05)
-            except TimeoutError:
-                if sender.returncode is not None:
+                got = True
+                packets = parse_message(record)
+                captured += len(packets)
+                if packets:
+                    last_dropped = packets[-1].dropped
+            if flooding.done():
+                # After the flood, read until the stream has been quiet for
+                # longer than the ring's retire timeout.
+                now = time.monotonic()
+                if got or quiet_since is None:
+                    quiet_since = now
+                elif now - quiet_since > 0.5:
                     break
-            if sender.returncode is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(sender.wait(), 0.001)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(readable.wait(), 0.05)
         elapsed = time.monotonic() - start
         cpu = cpu_seconds(helper.pid) - cpu_before
         sent = tx_packets(netns, name) - before_tx

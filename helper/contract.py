@@ -103,13 +103,12 @@ DEVICE_SIGNATURES: dict[str, str] = {
 }
 
 
-#: One packet on a capture stream (StartCapture), little-endian, followed by
-#: the captured bytes: timestamp in ns since the epoch (u64), the packet's
-#: original length (u32), packets dropped so far, by the kernel or because
-#: the reader was slow (u32), direction (u16: 0 received by the device from
-#: its program or the wire, 1 sent by the host through it), reserved (u16).
-CAPTURE_RECORD = struct.Struct("<QIIHH")
-CAPTURE_DIRECTION_IN = 0
-CAPTURE_DIRECTION_OUT = 1
+#: Each message on a capture stream (StartCapture) is this header (native
+#: byte order): packets dropped so far, by the kernel or because the reader
+#: was slow (u32), and a reserved u32; then one TPACKET_V3 block exactly as
+#: the kernel filled it (struct tpacket_block_desc and its tpacket3_hdr
+#: packets, each followed by its struct sockaddr_ll). The helper passes
+#: whole blocks on; the reader walks the packets (tungui.capture).
+CAPTURE_BLOCK_HEADER = struct.Struct("=II")
 CAPTURE_MAX_SNAPLEN = 262144
 CAPTURE_MIN_SNAPLEN = 64

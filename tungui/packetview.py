@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import icons
-from .capture import RECORD_MAX, Packet, parse_record
+from .capture import MESSAGE_MAX, Packet, parse_message
 from .decode import decode
 from .hexview import HexView
 from .pcapng import CaptureWriter
@@ -188,7 +188,7 @@ class StreamReader(QObject):
         batch: list[Packet] = []
         while not self._stopping:
             try:
-                record = self._stream.recv(RECORD_MAX)
+                record = self._stream.recv(MESSAGE_MAX)
             except TimeoutError:
                 record = None
             except OSError:
@@ -196,7 +196,7 @@ class StreamReader(QObject):
             if record == b"":
                 break
             if record is not None:
-                batch.append(parse_record(record))
+                batch.extend(parse_message(record))
             # Batches of at most ~50 ms: one model update each, not one per packet.
             if batch and (record is None or len(batch) >= 512):
                 self.packets.emit(batch)

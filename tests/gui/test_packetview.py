@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import struct
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from tungui.packetview import PacketModel, PacketWindow
-from tungui_helper.contract import CAPTURE_RECORD
+from tungui_helper.contract import CAPTURE_BLOCK_HEADER
 
 ARP_REQUEST = bytes.fromhex(
     "ffffffffffff02005e1000010806000108000604000102005e100001c0000201000000000000c0000202"
@@ -19,7 +20,24 @@ ARP_REQUEST = bytes.fromhex(
 
 
 def record(data: bytes, timestamp_ns: int, *, dropped: int = 0, outgoing: bool = False) -> bytes:
-    return CAPTURE_RECORD.pack(timestamp_ns, len(data), dropped, int(outgoing), 0) + data
+    """One stream message: a TPACKET_V3 block holding one packet, as the kernel lays it out."""
+    first = 48  # sizeof(struct tpacket_block_desc), aligned
+    mac = 48 + 32  # after tpacket3_hdr and sockaddr_ll, aligned
+    header = struct.pack(
+        "=IIIIIIHH",
+        0,
+        timestamp_ns // 10**9,
+        timestamp_ns % 10**9,
+        len(data),
+        len(data),
+        0,
+        mac,
+        mac,
+    ) + bytes(20)
+    sockaddr = struct.pack("=HHiHBB8s", 17, 0x0300, 2, 1, 4 if outgoing else 0, 6, b"")
+    packet = (header + sockaddr).ljust(mac, b"\0") + data
+    desc = struct.pack("=IIIIIIQ16s", 3, 0, 1, 1, first, first + len(packet), 1, b"")
+    return CAPTURE_BLOCK_HEADER.pack(dropped, 0) + desc.ljust(first, b"\0") + packet
 
 
 @pytest.fixture
@@ -58,10 +76,10 @@ def test_paused_packets_are_counted_not_shown(qtbot: Any, window: Any) -> None:
 
 
 def test_the_list_is_bounded() -> None:
-    from tungui.capture import parse_record
+    from tungui.capture import parse_message
 
     model = PacketModel("ethernet", limit=100)
-    model.add(parse_record(record(ARP_REQUEST, i)) for i in range(250))
+    model.add(p for i in range(250) for p in parse_message(record(ARP_REQUEST, i)))
     assert model.rowCount() == 100 and model.pushed_out == 150
     assert model.row(0).number == 151
 

@@ -105,8 +105,8 @@ def test_closing_the_stream_ends_the_capture(helper: HelperProcess, tun: str) ->
         client = await HelperClient.connect(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
         try:
             stream = await client.start_capture(tun)
-            # The packet socket and the helper's end of the stream.
-            wait_until(lambda: helper_fds(helper) == before + 2, timeout=5, what="capture fds")
+            # The packet socket (and its ring), and the helper's end of the stream.
+            wait_until(lambda: helper_fds(helper) > before, timeout=5, what="capture fds")
             stream.close()
             wait_until(lambda: helper_fds(helper) == before, timeout=5, what="fds released")
         finally:
@@ -141,7 +141,7 @@ def test_a_killed_client_ends_its_capture(helper: HelperProcess, tun: str) -> No
     )
     try:
         assert client.stdout is not None and client.stdout.readline().strip() == "capturing"
-        assert helper_fds(helper) == before + 2
+        assert helper_fds(helper) > before
         # The stream is the client's alone: its fd is a socket in the client's
         # table, and no path on the filesystem leads to it.
         fds = [fd.readlink() for fd in Path(f"/proc/{client.pid}/fd").iterdir()]
