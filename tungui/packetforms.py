@@ -1,4 +1,4 @@
-"""The Send packet… dialog's state, its checking and the packets it builds, without Qt.
+"""The Send packet… dialog's state and its checking, without Qt.
 
 :class:`SendForm` holds what a person typed, as text.  :func:`check` turns it
 into the bytes to hand to the helper's InjectPacket, or into sentences that
@@ -9,20 +9,27 @@ the host receives them:
 * a TUN device takes a bare IPv4 or IPv6 packet, or, with packet
   information (``pi``), that packet after 4 bytes of flags and ethertype.
 
-Packets are built with dpkt, which fills in lengths and the IPv4, ICMP,
-ICMPv6 and UDP checksums when they are left 0: nothing here sums by hand.
+The packets themselves are built in :mod:`tungui.packets`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import dpkt
+from .packets import (
+    BROADCAST_MAC,
+    MAC_RE,
+    IpAddress,
+    arp_request,
+    icmp_echo_request,
+    mac_bytes,
+    parse_hex,
+    udp_datagram,
+    with_packet_info,
+)
 
 Template = Literal["hex", "arp", "icmp", "udp"]
 
@@ -32,10 +39,6 @@ TEMPLATES: tuple[Template, ...] = ("hex", "arp", "icmp", "udp")
 #: The link types of :mod:`tungui.decode`.
 Link = Literal["ethernet", "ip", "tun_pi"]
 
-ETH_P_IP = 0x0800
-ETH_P_ARP = 0x0806
-ETH_P_IPV6 = 0x86DD
-BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
 ETHERNET_HEADER = 14
 VLAN_TAG = 4
 PI_HEADER = 4
@@ -43,152 +46,6 @@ PI_HEADER = 4
 SHORTEST_IP = 20
 #: The identifier of a new echo request: "tu" in ASCII.
 DEFAULT_IDENT = 0x7475
-
-_HEX_SEPARATORS = re.compile(r"[\s:]+")
-_MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-# -- building packets -----------------------------------------------------------
-
-
-def parse_hex(text: str) -> bytes:
-    """Read bytes written as hex, such as ``45 00 00 1c``, ``450000 1c`` or ``45:00``.
-
-    Whitespace (newlines too) and colons may stand anywhere between digits;
-    case does not matter.
-
-    Args:
-        text: the hex as typed or pasted.
-
-    Returns:
-        The bytes; empty for text with no digits.
-
-    Raises:
-        ValueError: with a sentence, for a word that is not hex or an odd
-            number of digits.
-    """
-    digits = ""
-    for word in _HEX_SEPARATORS.split(text):
-        # str.isdigit and int() accept non-ASCII digits; bytes.fromhex does not.
-        if word and not all(c in "0123456789abcdefABCDEF" for c in word):
-            shown = word if len(word) <= 20 else word[:20] + "…"
-            raise ValueError(f"{shown!r} is not hexadecimal.")
-        digits += word
-    if len(digits) % 2:
-        raise ValueError(f"The hex has an odd number of hex digits ({len(digits)}).")
-    return bytes.fromhex(digits)
-
-
-def arp_request(sender_mac: str, sender_ip: str, target_ip: str) -> bytes:
-    """An Ethernet broadcast frame asking who has ``target_ip`` (for a TAP device).
-
-    Args:
-        sender_mac: the asking station's MAC, also the frame's source.
-        sender_ip: the asking station's IPv4 address.
-        target_ip: the IPv4 address asked for.
-
-    Returns:
-        The frame, 42 bytes (the kernel does not need it padded to 60).
-
-    Raises:
-        ValueError: an address is not a MAC or IPv4 address.
-    """
-    arp = dpkt.arp.ARP(
-        op=dpkt.arp.ARP_OP_REQUEST,
-        sha=_mac_bytes(sender_mac),
-        spa=ipaddress.IPv4Address(sender_ip).packed,
-        tha=bytes(6),
-        tpa=ipaddress.IPv4Address(target_ip).packed,
-    )
-    return _ethernet(sender_mac, BROADCAST_MAC, ETH_P_ARP, bytes(arp))
-
-
-def icmp_echo_request(
-    src: str,
-    dst: str,
-    ident: int,
-    seq: int,
-    payload: bytes,
-    *,
-    ethernet: tuple[str, str] | None,
-) -> bytes:
-    """An ICMP echo request (ping), or an ICMPv6 one between IPv6 addresses.
-
-    Args:
-        src: source IPv4 or IPv6 address.
-        dst: destination address, of the same family.
-        ident: the echo identifier, 0 to 65535.
-        seq: the sequence number, 0 to 65535.
-        payload: the echo data.
-        ethernet: ``(source MAC, destination MAC)`` to wrap the packet in an
-            Ethernet frame (for a TAP device); None for the bare IP packet.
-
-    Returns:
-        The packet, with every length and checksum filled in.
-
-    Raises:
-        ValueError: an address is invalid or the families differ.
-    """
-    source, destination = _address_pair(src, dst)
-    if source.version == 4:
-        echo = dpkt.icmp.ICMP.Echo(id=ident, seq=seq, data=payload)
-        message: Any = dpkt.icmp.ICMP(type=dpkt.icmp.ICMP_ECHO, code=0, data=echo)
-        proto = dpkt.ip.IP_PROTO_ICMP
-    else:
-        echo6 = dpkt.icmp6.ICMP6.Echo(id=ident, seq=seq, data=payload)
-        message = dpkt.icmp6.ICMP6(type=dpkt.icmp6.ICMP6_ECHO_REQUEST, code=0, data=echo6)
-        proto = dpkt.ip.IP_PROTO_ICMP6
-    return _ip_packet(source, destination, proto, message, ethernet)
-
-
-def udp_datagram(
-    src: str,
-    src_port: int,
-    dst: str,
-    dst_port: int,
-    payload: bytes,
-    *,
-    ethernet: tuple[str, str] | None,
-) -> bytes:
-    """A UDP datagram over IPv4 or IPv6.
-
-    Args:
-        src: source IPv4 or IPv6 address.
-        src_port: source port, 0 to 65535.
-        dst: destination address, of the same family.
-        dst_port: destination port, 0 to 65535.
-        payload: the datagram's data.
-        ethernet: ``(source MAC, destination MAC)`` for a TAP device; None
-            for the bare IP packet.
-
-    Returns:
-        The packet, with every length and checksum filled in.
-
-    Raises:
-        ValueError: an address is invalid or the families differ.
-    """
-    source, destination = _address_pair(src, dst)
-    udp = dpkt.udp.UDP(sport=src_port, dport=dst_port, data=payload)
-    udp.ulen = len(udp)
-    return _ip_packet(source, destination, dpkt.ip.IP_PROTO_UDP, udp, ethernet)
-
-
-def with_packet_info(ip_packet: bytes) -> bytes:
-    """Put a TUN packet-information header before an IP packet.
-
-    The header is 2 bytes of flags (0) and the packet's ethertype, both big
-    endian; the ethertype follows the packet's version nibble.
-
-    Raises:
-        ValueError: the packet is neither IPv4 nor IPv6.
-    """
-    version = ip_packet[0] >> 4 if ip_packet else None
-    ethertype = {4: ETH_P_IP, 6: ETH_P_IPV6}.get(version) if version is not None else None
-    if ethertype is None:
-        raise ValueError("Only an IPv4 or IPv6 packet can go after a packet-information header.")
-    return struct.pack("!HH", 0, ethertype) + ip_packet
 
 
 # -- the device's limits -----------------------------------------------------------
@@ -309,9 +166,9 @@ def neighbour_mac(mac: str) -> str:
     address").  This is the same address made locally administered unicast
     (first octet ``02``), or with its last octet changed if that is the same.
     """
-    octets = bytearray(_mac_bytes(mac))
+    octets = bytearray(mac_bytes(mac))
     octets[0] = 0x02
-    if bytes(octets) == _mac_bytes(mac):
+    if bytes(octets) == mac_bytes(mac):
         octets[5] ^= 0x01
     return ":".join(f"{octet:02x}" for octet in octets)
 
@@ -343,7 +200,7 @@ def check(form: SendForm, device: Mapping[str, Any]) -> Checked:
         if not out.problems:
             assert sender_mac and sender and target and dst_mac  # for mypy
             frame = arp_request(sender_mac, sender, target)
-            packet = _mac_bytes(dst_mac) + frame[6:]
+            packet = mac_bytes(dst_mac) + frame[6:]
     elif form.template in ("icmp", "udp"):
         packet = _check_ip_template(out, form, tap)
     else:
@@ -492,14 +349,14 @@ def _u16(text: str, what: str) -> int:
 
 
 def _any_mac(text: str, what: str) -> str:
-    if not _MAC_RE.fullmatch(text):
+    if not MAC_RE.fullmatch(text):
         raise ValueError(f"The {what} {text!r} is not of the form 02:00:5e:10:00:01.")
     return text.lower()
 
 
 def _unicast_mac(text: str, what: str) -> str:
     mac = _any_mac(text, what)
-    octets = _mac_bytes(mac)
+    octets = mac_bytes(mac)
     if octets[0] & 1:
         raise ValueError(f"The {what} {mac} is a multicast address; a sender has a unicast one.")
     if not any(octets):
@@ -508,44 +365,6 @@ def _unicast_mac(text: str, what: str) -> str:
 
 
 # -- helpers ------------------------------------------------------------------------
-
-
-def _mac_bytes(mac: str) -> bytes:
-    if not _MAC_RE.fullmatch(mac):
-        raise ValueError(f"{mac!r} is not a MAC address such as 02:00:5e:10:00:01.")
-    return bytes.fromhex(mac.replace(":", ""))
-
-
-def _address_pair(src: str, dst: str) -> tuple[IpAddress, IpAddress]:
-    source, destination = ipaddress.ip_address(src), ipaddress.ip_address(dst)
-    if source.version != destination.version:
-        raise ValueError(f"{src} and {dst} are not of one address family.")
-    return source, destination
-
-
-def _ip_packet(
-    src: IpAddress,
-    dst: IpAddress,
-    proto: int,
-    message: Any,
-    ethernet: tuple[str, str] | None,
-) -> bytes:
-    """Wrap a transport message in IPv4 or IPv6 (and Ethernet); dpkt does the sums."""
-    if src.version == 4:
-        ip: Any = dpkt.ip.IP(src=src.packed, dst=dst.packed, p=proto, ttl=64, data=message)
-        ethertype = ETH_P_IP
-    else:
-        ip = dpkt.ip6.IP6(src=src.packed, dst=dst.packed, nxt=proto, hlim=64, data=message)
-        ip.plen = len(message)  # dpkt leaves the payload length to its caller
-        ethertype = ETH_P_IPV6
-    packet = bytes(ip)
-    if ethernet is None:
-        return packet
-    return _ethernet(ethernet[0], ethernet[1], ethertype, packet)
-
-
-def _ethernet(src_mac: str, dst_mac: str, ethertype: int, payload: bytes) -> bytes:
-    return _mac_bytes(dst_mac) + _mac_bytes(src_mac) + struct.pack("!H", ethertype) + payload
 
 
 def _default_addresses(device: Mapping[str, Any]) -> tuple[str, str]:

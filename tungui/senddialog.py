@@ -36,6 +36,7 @@ from . import packetforms as model
 from .decode import summary
 from .hexview import HexView
 from .packetforms import Checked, SendForm, Template
+from .packets import BROADCAST_MAC
 
 _TEMPLATE_TEXT: dict[Template, str] = {
     "hex": "Hex",
@@ -201,7 +202,7 @@ class SendDialog(QDialog):
                 "dst_mac",
                 "Desti&nation MAC:",
                 "Destination MAC",
-                model.BROADCAST_MAC,
+                BROADCAST_MAC,
                 "Where the frame goes: broadcast, as a real ARP request.",
             )
             return box

@@ -11,13 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tungui import packetforms
-from tungui.packetforms import (
-    SendForm,
+from tungui.packetforms import SendForm, check, max_length, min_length
+from tungui.packets import (
     arp_request,
-    check,
     icmp_echo_request,
-    max_length,
-    min_length,
     parse_hex,
     udp_datagram,
     with_packet_info,
