@@ -1,4 +1,5 @@
-"""How the dialogs mark a problem with what was typed: colours and icons from the theme.
+"""Looks the dialogs share: how they mark a problem with what was typed
+(colours and icons from the theme) and how their forms line up.
 
 Shared by the device dialog and the send dialog, so both say "wrong" alike
 on light and dark themes.
@@ -6,9 +7,11 @@ on light and dark themes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPalette
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QStyle, QWidget
+from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QStyle, QWidget
 
 
 def problem_palette(palette: QPalette) -> QPalette:
@@ -68,3 +71,18 @@ def problem_row(widget: QWidget) -> tuple[QWidget, QLabel, QLabel]:
     policy.setRetainSizeWhenHidden(True)
     row.setSizePolicy(policy)
     return row, icon, label
+
+
+def align_form_labels(layouts: Iterable[QFormLayout]) -> None:
+    """Give the label column of several forms one width, so their fields line up."""
+    labels: list[QWidget] = []
+    for layout in layouts:
+        for row in range(layout.rowCount()):
+            item = layout.itemAt(row, QFormLayout.ItemRole.LabelRole)
+            label = item.widget() if item is not None else None
+            if label is not None:
+                labels.append(label)
+    if labels:
+        width = max(label.sizeHint().width() for label in labels)
+        for label in labels:
+            label.setMinimumWidth(width)

@@ -316,17 +316,7 @@ class SendDialog(QDialog):
         self._cues[template][key] = action
 
     def _sync_label_widths(self) -> None:
-        """Give every form's label column one width, so the fields line up."""
-        labels: list[QWidget] = []
-        for layout in self._form_layouts:
-            for row in range(layout.rowCount()):
-                item = layout.itemAt(row, QFormLayout.ItemRole.LabelRole)
-                label = item.widget() if item is not None else None
-                if label is not None:
-                    labels.append(label)
-        width = max(label.sizeHint().width() for label in labels)
-        for label in labels:
-            label.setMinimumWidth(width)
+        cues.align_form_labels(self._form_layouts)
 
     # -- checking -------------------------------------------------------
 
