@@ -10,15 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import grp
 import json
-import pwd
 import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
+from . import __version__, accounts
 from .client import (
     HelperClient,
     HelperError,
@@ -39,42 +37,18 @@ class UsageError(Exception):
 
 def parse_user(text: str) -> int:
     """A user name or uid, as a uid."""
-    if text.isdigit():
-        return int(text)
     try:
-        return pwd.getpwnam(text).pw_uid
+        return accounts.uid_of(text)
     except KeyError:
         raise UsageError(f"no such user: {text}") from None
 
 
 def parse_group(text: str) -> int:
     """A group name or gid, as a gid."""
-    if text.isdigit():
-        return int(text)
     try:
-        return grp.getgrnam(text).gr_gid
+        return accounts.gid_of(text)
     except KeyError:
         raise UsageError(f"no such group: {text}") from None
-
-
-def user_name(uid: int) -> str:
-    """A uid as a user name where one exists."""
-    if uid == -1:
-        return "-"
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def group_name(gid: int) -> str:
-    """A gid as a group name where one exists."""
-    if gid == -1:
-        return "-"
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
 
 
 def _flags(device: dict[str, Any]) -> str:
@@ -107,8 +81,8 @@ def format_table(devices: Sequence[dict[str, Any]]) -> str:
                 d["operstate"] if d["up"] else "down",
                 str(d["mtu"]),
                 _flags(d) if tuntap else "-",
-                user_name(d.get("owner", -1)),
-                group_name(d.get("group", -1)),
+                accounts.user_name(d.get("owner", -1)) or "-",
+                accounts.group_name(d.get("group", -1)) or "-",
                 ("yes" if d.get("held") else "no") if tuntap else "-",
                 d.get("master") or "-",
                 "yes" if d.get("managed") else "no",

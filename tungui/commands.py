@@ -8,7 +8,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from .devicemodel import group_name, user_name
+from .accounts import group_name, user_name
 
 Device = dict[str, Any]
 

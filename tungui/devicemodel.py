@@ -7,11 +7,8 @@ one ``dataChanged``; only new and removed devices change the row set.
 
 from __future__ import annotations
 
-import grp
-import pwd
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from PySide6.QtCore import (
@@ -25,6 +22,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QFont, QIcon
 
 from . import icons
+from .accounts import group_name, user_name
 
 Device = dict[str, Any]
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -33,28 +31,6 @@ AnyIndex = QModelIndex | QPersistentModelIndex
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 #: Role holding the whole device dict.
 DEVICE_ROLE = Qt.ItemDataRole.UserRole + 2
-
-
-@cache
-def user_name(uid: int) -> str:
-    """A uid as a user name where one exists; "" for none (-1)."""
-    if uid < 0:
-        return ""
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-@cache
-def group_name(gid: int) -> str:
-    """A gid as a group name where one exists; "" for none (-1)."""
-    if gid < 0:
-        return ""
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
 
 
 def kind_text(device: Device) -> str:

@@ -29,6 +29,8 @@ from tungui_helper.validate import (
     check_name,
 )
 
+from .accounts import gid_of, group_name, uid_of, user_name
+
 Mode = Literal["tun", "tap"]
 
 _T = TypeVar("_T")
@@ -53,12 +55,12 @@ def as_mode(text: object) -> Mode:
 
 def current_user() -> str:
     """Name of the user running tungui (the uid as text if it has no name)."""
-    return _user_name(os.getuid())
+    return user_name(os.getuid())
 
 
 def current_group() -> str:
     """Name of the primary group of tungui's process (the gid as text if unnamed)."""
-    return _group_name(os.getgid())
+    return group_name(os.getgid())
 
 
 def users() -> list[str]:
@@ -137,8 +139,8 @@ class DeviceForm:
         return cls(
             mode=mode,
             name=str(device.get("name", "")),
-            owner=_user_name(int(device.get("owner", -1))),
-            group=_group_name(int(device.get("group", -1))),
+            owner=user_name(int(device.get("owner", -1))),
+            group=group_name(int(device.get("group", -1))),
             persist=bool(device.get("persist", False)),
             pi=bool(device.get("pi", False)),
             vnet_hdr=bool(device.get("vnet_hdr", False)),
@@ -334,21 +336,19 @@ def _name(text: str) -> str | None:
 
 
 def _user_id(text: str) -> int:
-    return _account_id(text, "user", "owner", lambda name: pwd.getpwnam(name).pw_uid)
+    return _account_id(text, "user", "owner", uid_of)
 
 
 def _group_id(text: str) -> int:
-    return _account_id(text, "group", "group", lambda name: grp.getgrnam(name).gr_gid)
+    return _account_id(text, "group", "group", gid_of)
 
 
 def _account_id(text: str, kind: str, what: str, lookup: Callable[[str], int]) -> int:
     text = text.strip()
     if not text:
         return -1
-    if text.isascii() and text.isdigit():
-        return check_id(int(text), what=what)
     try:
-        return lookup(text)
+        return check_id(lookup(text), what=what)
     except KeyError:
         raise InvalidArgument(f"No {kind} named {text}.") from None
 
@@ -382,21 +382,3 @@ def _master(form: DeviceForm) -> str | None:
 
 def _addresses(lines: list[str]) -> list[str]:
     return [str(address) for address in check_addresses([s for s in lines if s.strip()])]
-
-
-def _user_name(uid: int) -> str:
-    if uid == -1:
-        return ""
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def _group_name(gid: int) -> str:
-    if gid == -1:
-        return ""
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
