@@ -21,12 +21,10 @@ TUNSETIFF = 0x400454CA
 TUNSETPERSIST = 0x400454CB
 TUNSETOWNER = 0x400454CC
 TUNSETGROUP = 0x400454CE
-TUNGETIFF = 0x800454D2
 
 IFF_TUN = 0x0001
 IFF_TAP = 0x0002
 IFF_MULTI_QUEUE = 0x0100
-IFF_PERSIST = 0x0800
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
 IFF_TUN_EXCL = 0x8000
@@ -69,11 +67,6 @@ class TunHandle:
     def set_group(self, gid: int) -> None:
         """Let a group open the device without CAP_NET_ADMIN."""
         self._ioctl(TUNSETGROUP, gid, "set the group of")
-
-    def flags(self) -> int:
-        """Return the device's TUNGETIFF flags (IFF_PERSIST included)."""
-        result = fcntl.ioctl(self.fds[0], TUNGETIFF, _IFREQ.pack(b"", 0))
-        return int(_IFREQ.unpack(result)[1])
 
     def _ioctl(self, request: int, arg: int, what: str) -> None:
         try:

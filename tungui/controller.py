@@ -55,7 +55,6 @@ class Controller(QObject):
         self.window = window
         self._pending: dict[int, _Pending] = {}
         self._available = False
-        self._permissions: dict[str, str] = {}
 
         bridge.devicesReset.connect(model.reset)
         bridge.devicesChanged.connect(model.apply)
@@ -96,7 +95,6 @@ class Controller(QObject):
         self.update_actions()
 
     def _set_permissions(self, permissions: dict[str, str]) -> None:
-        self._permissions = dict(permissions)
         manage = permissions.get(MANAGE, "")
         text = {
             "yes": "",

@@ -255,7 +255,7 @@ class DeviceDialog(QDialog):
 
     def _build_footer(self) -> None:
         """The first problem, if any, and the buttons."""
-        self._problem_row, self._problem_icon, self._problem = cues.problem_row(self)
+        self._problem_row, _icon, self._problem = cues.problem_row(self)
 
         self._buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
