@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .contract import CAPTURE_MAX_SNAPLEN, CAPTURE_MIN_SNAPLEN
 from .contract import SPEC_SIGNATURES as KEY_SIGNATURES
 from .errors import InvalidArgument
 
@@ -262,8 +263,6 @@ def device_spec(values: Mapping[str, tuple[str, Any]]) -> DeviceSpec:
 
 def capture_options(values: Mapping[str, tuple[str, Any]]) -> int:
     """Check StartCapture's options; return the snap length."""
-    from .contract import CAPTURE_MAX_SNAPLEN, CAPTURE_MIN_SNAPLEN
-
     for key, (signature, _value) in values.items():
         if key != "snaplen":
             raise InvalidArgument(f"Unknown capture option {key!r}; the option is: snaplen.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from .stack import Netns
+from .stack import Netns, wait_until
 
 READER = """
 import fcntl, os, select, struct, sys
@@ -39,6 +39,13 @@ class Reader:
         )
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "attached"
+        # Until the kernel's link watch sees the new carrier, the device's
+        # queue drops what is sent, counting nothing and showing no capture.
+        wait_until(
+            lambda: netns.ip_json("link", "show", "dev", name)[0]["operstate"] != "DOWN",
+            timeout=5,
+            what=f"{name} to have carrier",
+        )
 
     def close(self) -> list[bytes]:
         """Stop reading; return the packets read, in order."""
