@@ -201,6 +201,11 @@ class DeviceManager:
             )
         return info
 
+    def state(self) -> tuple[int, frozenset[int]]:
+        """A key that changes whenever :meth:`list_devices` would answer differently."""
+        self.drain()
+        return self.table.version, frozenset(self._held)
+
     def list_devices(self) -> list[dict[str, Any]]:
         """Every TUN, TAP and bridge device."""
         # Events the kernel queued before this call may not have been read

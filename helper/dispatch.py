@@ -29,6 +29,7 @@ from dbus_fast.introspection import Node
 
 from .contract import INTERFACE, OBJECT_PATH, Action, ErrorName, interface_xml
 from .errors import HelperError, InvalidArgument, NotAuthorized
+from .marshalled import MarshalledBody, MarshalledReply
 from .polkit import Authority, Decision
 from .wire import wire
 
@@ -262,6 +263,12 @@ class Dispatcher:
                 )
                 raise NotAuthorized(f"You are not allowed to {_ACTION_TEXT[action]}.{hint}")
         body = await bound.handler(msg.sender, *args)
+        if isinstance(body, MarshalledBody):
+            if body.signature != bound.out_signature:
+                raise TypeError(
+                    f"{msg.member} returns ({bound.out_signature}), not ({body.signature})"
+                )
+            return MarshalledReply(msg, body), None
         if isinstance(body, FdReply):
             reply = Message.new_method_return(msg, bound.out_signature, body.body, body.fds)
             return reply, body

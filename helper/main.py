@@ -19,6 +19,7 @@ from dbus_fast.aio import MessageBus
 
 from . import __version__
 from .contract import BUS_NAME
+from .polkit import GRANT_LIFETIME
 from .service import HelperService
 
 log = logging.getLogger("tungui_helper")
@@ -44,7 +45,7 @@ async def _idle(service: HelperService, timeout: float) -> None:
                 return
 
 
-async def serve(idle_timeout: float) -> int:
+async def serve(idle_timeout: float, grant_lifetime: float = GRANT_LIFETIME) -> int:
     """Run the helper until it is idle, signalled or cut off from the bus.
 
     Returns:
@@ -57,7 +58,7 @@ async def serve(idle_timeout: float) -> int:
     else:
         bus = MessageBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True)
     await bus.connect()
-    service = HelperService(bus)
+    service = HelperService(bus, grant_lifetime=grant_lifetime)
     try:
         await service.start()
         reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
@@ -104,6 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         help="exit after this long with nothing to do and nothing held; 0 never "
         f"(default {DEFAULT_IDLE_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--reuse-authorization",
+        type=float,
+        default=GRANT_LIFETIME,
+        metavar="SECONDS",
+        help="reuse polkit's yes for the same caller and action this long, unless "
+        f"polkit reports a change first; 0 asks polkit every time (default {GRANT_LIFETIME:g})",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
@@ -114,4 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     # pyroute2 logs every netlink message at debug level.
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
-    return asyncio.run(serve(args.idle_timeout))
+    if args.reuse_authorization < 0:
+        parser.error("--reuse-authorization cannot be negative")
+    return asyncio.run(serve(args.idle_timeout, args.reuse_authorization))

@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import os
 import socket
+import struct
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -186,6 +187,57 @@ def parse(messages: Iterable[Any]) -> list[Event]:
     return events
 
 
+_NLMSGHDR = struct.Struct("=IH")  # nlmsg_len, nlmsg_type (then flags, seq, pid)
+_IFINFO_FAMILY = 16  # ifinfomsg follows the 16-byte header: family, pad, type,
+_IFINFO_INDEX = struct.Struct("=i")  # then the index at offset 20
+_NLMSG_MIN = 16 + 16  # a header and an ifinfomsg
+
+
+def latest_per_link(chunks: Iterable[bytes]) -> bytes:
+    """Drop each RTM_NEWLINK that a later message about the same link supersedes.
+
+    Every RTM_NEWLINK carries a link's whole state, so only the last one of
+    a burst (a device being made and set up sends several) needs decoding,
+    and pyroute2's decoding is most of the cost of an event.  Only the
+    netlink header, the family and the link index are read here; messages
+    keep their order, each link's at the place of its last one (addresses
+    are kept apart from links in the table, so an address may come first).
+
+    Returns:
+        The kept messages, one buffer for pyroute2 to decode.
+    """
+    messages: list[tuple[int | None, memoryview]] = []
+    last: dict[int, int] = {}
+    for chunk in chunks:
+        view = memoryview(chunk)
+        offset = 0
+        while offset + _NLMSGHDR.size <= len(view):
+            length, kind = _NLMSGHDR.unpack_from(view, offset)
+            if length < _NLMSGHDR.size or offset + length > len(view):
+                break  # malformed: the kernel never sends this
+            message = view[offset : offset + length]
+            offset += (length + 3) & ~3
+            index: int | None = None
+            if kind in (RTM_NEWLINK, RTM_DELLINK) and length >= _NLMSG_MIN:
+                if message[_IFINFO_FAMILY] == AF_BRIDGE:
+                    continue  # a bridge port notice, not a link change
+                index = _IFINFO_INDEX.unpack_from(message, 20)[0]
+                last[index] = len(messages)
+            messages.append((index, message))
+    kept = bytearray()
+    for position, (index, message) in enumerate(messages):
+        # A removal is always kept: it also drops the link's addresses, and
+        # the same index may come back (a device moved out and back in).
+        if (
+            index is None
+            or last[index] == position
+            or _NLMSGHDR.unpack_from(message)[1] == RTM_DELLINK
+        ):
+            kept += message
+            kept += bytes(-len(message) % 4)
+    return bytes(kept)
+
+
 class EventSocket:
     """The multicast rtnetlink socket that tells of every link and address change."""
 
@@ -203,17 +255,19 @@ class EventSocket:
             The events, or None when the kernel dropped some (ENOBUFS) and
             the caller must dump everything again.
         """
-        events: list[Event] = []
+        chunks: list[bytes] = []
         while True:
             try:
-                data = self.sock.recv(1024 * 1024)
+                chunks.append(self.sock.recv(1024 * 1024))
             except BlockingIOError:
-                return events
+                break
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
                     return None
                 raise
-            events.extend(parse(self._marshal.parse(data)))
+        if not chunks:
+            return []
+        return parse(self._marshal.parse(latest_per_link(chunks)))
 
     def close(self) -> None:
         """Close the socket."""

@@ -16,7 +16,8 @@ from .counters import StatisticsTicker
 from .devices import DeviceManager
 from .dispatch import PUBLIC, Dispatcher, FdReply, method
 from .errors import Failed
-from .polkit import Authority
+from .marshalled import MarshalledBody
+from .polkit import GRANT_LIFETIME, Authority
 from .table import Delta
 from .wire import wire
 
@@ -60,17 +61,20 @@ def _packet(value: Any) -> bytes:
 class HelperService:
     """Implements io.github.tungui.Helper1 on a bus connection."""
 
-    def __init__(self, bus: MessageBus) -> None:
+    def __init__(self, bus: MessageBus, *, grant_lifetime: float = GRANT_LIFETIME) -> None:
         self.bus = bus
         self.devices = DeviceManager(self._changed)
+        self.authority = Authority(bus, lifetime=grant_lifetime)
         self.dispatcher = Dispatcher(
-            bus, self, Authority(bus), {"Version": lambda: Variant("s", __version__)}
+            bus, self, self.authority, {"Version": lambda: Variant("s", __version__)}
         )
         self._pending = Delta()
         # Each device's last dict and its variants: most devices do not
         # change between two ListDevices, and building variants is the
         # larger part of answering one.
         self._variants: dict[int, tuple[dict[str, Any], dict[str, Variant]]] = {}
+        # The last ListDevices body, marshalled, and the state it shows.
+        self._listed: tuple[tuple[int, frozenset[int]], MarshalledBody] | None = None
         #: Clients watching DevicesChanged; the helper stays while there are any.
         self.subscribers: set[str] = set()
         self.ticker = StatisticsTicker(self._counted_names, self._send_statistics)
@@ -83,6 +87,7 @@ class HelperService:
         await self.devices.start()
         self.bus.add_message_handler(self._client_gone)
         await self._bus_call("AddMatch", "s", [_NAME_OWNER_GONE])
+        await self.authority.follow_changes()
         self.bus.add_message_handler(self.dispatcher.handle)
 
     def close(self) -> None:
@@ -97,8 +102,12 @@ class HelperService:
     # --------------------------------------------------------------- methods
 
     @method("ListDevices", action=PUBLIC)
-    async def list_devices(self, sender: str) -> list[Any]:
-        return [[self._device_variants(d) for d in self.devices.list_devices()]]
+    async def list_devices(self, sender: str) -> MarshalledBody:
+        state = self.devices.state()
+        if self._listed is None or self._listed[0] != state:
+            devices = [self._device_variants(d) for d in self.devices.list_devices()]
+            self._listed = (state, MarshalledBody.of("aa{sv}", devices))
+        return self._listed[1]
 
     def _device_variants(self, device: dict[str, Any]) -> dict[str, Variant]:
         index = int(device["index"])
@@ -191,9 +200,8 @@ class HelperService:
 
     @method("GetPermissions", action=PUBLIC)
     async def get_permissions(self, sender: str) -> list[Any]:
-        authority = Authority(self.bus)
         decisions = await asyncio.gather(
-            *(authority.check(sender, action, interactive=False) for action in Action)
+            *(self.authority.check(sender, action, interactive=False) for action in Action)
         )
         return [{action.value: d.value for action, d in zip(Action, decisions, strict=True)}]
 
@@ -242,9 +250,11 @@ class HelperService:
             msg.message_type == MessageType.SIGNAL
             and msg.member == "NameOwnerChanged"
             and msg.sender == "org.freedesktop.DBus"
-            and msg.body[0].startswith(":")
             and not msg.body[2]
         ):
+            self.authority.forget(msg.body[0])
+            if not msg.body[0].startswith(":"):
+                return False  # a well-known name such as polkit's
             self.subscribers.discard(msg.body[0])
             self.ticker.unwatch(msg.body[0])
             for capture in [c for c in self.captures if c.client == msg.body[0]]:

@@ -43,6 +43,9 @@ class DeviceTable:
         self.links: dict[int, LinkInfo] = {}
         self._addresses: dict[int, dict[str, AddrInfo]] = {}
         self._names: dict[str, int] = {}
+        #: Grows whenever an event is applied: an answer built from the
+        #: table at one version holds until the version moves.
+        self.version = 0
 
     def reset(self, events: Iterable[Event]) -> Delta:
         """Replace everything by a fresh dump; return what differs."""
@@ -65,6 +68,7 @@ class DeviceTable:
         """Apply events in order; return what changed."""
         delta = Delta()
         for kind, info in events:
+            self.version += 1
             if kind == "link" and isinstance(info, LinkInfo):
                 old = self.links.get(info.index)
                 if old is not None and old.name != info.name:

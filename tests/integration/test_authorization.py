@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from .helperbus import busctl_argv, create, devices
-from .stack import DBusDaemon, HelperProcess, Netns, RunAsNobody
+from .stack import DBusDaemon, HelperProcess, Netns, RunAsNobody, SpawnNobodyPython
 from .stack import Grant as GrantFixture
 
 pytestmark = pytest.mark.integration
@@ -153,3 +153,75 @@ def test_get_permissions_reports_polkit_answers(
         assert '"io.github.tungui.manage" "yes"' in permissions()
     with grant(MANAGE, result="NO"):
         assert '"io.github.tungui.manage" "no"' in permissions()
+
+
+# One connection of nobody's, creating the device named on each stdin line
+# and printing "ok" or the error's D-Bus name.
+CREATE_PER_LINE = """
+import asyncio, os, sys
+from dbus_fast import BusType, Message, MessageType, Variant
+from dbus_fast.aio import MessageBus
+
+async def main():
+    bus = await MessageBus(
+        bus_address=os.environ["DBUS_SYSTEM_BUS_ADDRESS"], bus_type=BusType.SYSTEM
+    ).connect()
+    print("connected", flush=True)
+    loop = asyncio.get_running_loop()
+    while name := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
+        spec = {
+            "mode": Variant("s", "tap"), "name": Variant("s", name),
+            "persist": Variant("b", True),
+        }
+        reply = await bus.call(Message(
+            destination="io.github.tungui.Helper1", path="/io/github/tungui/Helper1",
+            interface="io.github.tungui.Helper1", member="CreateDevice",
+            signature="a{sv}", body=[spec],
+        ))
+        ok = reply.message_type == MessageType.METHOD_RETURN
+        print("ok" if ok else reply.error_name, flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_polkit_reporting_a_change_ends_the_reuse_of_its_yes(
+    helper: HelperProcess,
+    clean_netns: Netns,
+    grant: GrantFixture,
+    spawn_nobody_python: SpawnNobodyPython,
+) -> None:
+    # A yes reused for ten minutes: only polkit's Changed signal can end it.
+    helper.stop()
+    helper.extra_args = ["--reuse-authorization", "600"]
+    helper.start()
+    try:
+        proc = spawn_nobody_python(CREATE_PER_LINE)
+        assert proc.stdin is not None and proc.stdout is not None
+
+        def create_as_nobody(name: str) -> str:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(name + "\n")
+            proc.stdin.flush()
+            return answer()
+
+        def answer() -> str:
+            assert proc.stdout is not None and proc.stderr is not None
+            line = proc.stdout.readline().strip()
+            if not line:
+                pytest.fail(f"nobody's client ended: {proc.stderr.read()}")
+            return line
+
+        assert answer() == "connected"
+        with grant(MANAGE):
+            assert create_as_nobody("reuse0") == "ok"
+            assert create_as_nobody("reuse1") == "ok"
+        # Leaving the block removed the rule and waited until polkitd applied
+        # that, which it announces with Changed before it answers anew.
+        assert create_as_nobody("reuse2") == "io.github.tungui.Error.NotAuthorized"
+        assert clean_netns.link("reuse1") is not None
+        assert clean_netns.link("reuse2") is None
+    finally:
+        helper.stop()
+        helper.extra_args = []
+        helper.start()

@@ -12,6 +12,7 @@ import pytest
 
 from tungui.client import HelperClient
 
+from . import helperbus
 from .stack import HelperProcess, Netns
 
 pytestmark = pytest.mark.integration
@@ -92,3 +93,20 @@ def test_a_burst_of_changes_is_batched(helper: HelperProcess, clean_netns: Netns
         Path(path).unlink()
     # 120 netlink events; a handful of signals (one per 50 ms at most).
     assert len(signals) < 20, f"{len(signals)} signals for 120 new bridges"
+
+
+def test_list_devices_shows_a_change_made_outside_at_once(
+    helper: HelperProcess, clean_netns: Netns
+) -> None:
+    # The helper keeps its last ListDevices answer; the kernel's event for a
+    # change is queued before ``ip`` returns, and must end the kept answer.
+    ip = ["ip", "-n", clean_netns.name]
+    subprocess.run([*ip, "tuntap", "add", "mode", "tap", "name", "kept0"], check=True)
+    assert helperbus.devices()["kept0"]["mtu"] == 1500
+    assert helperbus.devices()["kept0"]["mtu"] == 1500  # answered from what was kept
+    subprocess.run([*ip, "link", "set", "kept0", "mtu", "1400", "up"], check=True)
+    subprocess.run([*ip, "addr", "add", "192.0.2.7/24", "dev", "kept0"], check=True)
+    device = helperbus.devices()["kept0"]
+    assert (device["mtu"], device["up"], device["addresses"]) == (1400, True, ["192.0.2.7/24"])
+    subprocess.run([*ip, "link", "del", "kept0"], check=True)
+    assert "kept0" not in helperbus.devices()
