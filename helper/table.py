@@ -43,8 +43,8 @@ class DeviceTable:
         self.links: dict[int, LinkInfo] = {}
         self._addresses: dict[int, dict[str, AddrInfo]] = {}
         self._names: dict[str, int] = {}
-        #: Grows whenever an event is applied: an answer built from the
-        #: table at one version holds until the version moves.
+        #: Grows whenever an event changes something: an answer built from
+        #: the table at one version holds until the version moves.
         self.version = 0
 
     def reset(self, events: Iterable[Event]) -> Delta:
@@ -52,6 +52,7 @@ class DeviceTable:
         old_links = self.links
         old_addresses = self._addresses
         self.links, self._addresses, self._names = {}, {}, {}
+        self.version += 1
         self.apply(events)
         delta = Delta()
         for index, link in self.links.items():
@@ -67,8 +68,8 @@ class DeviceTable:
     def apply(self, events: Iterable[Event]) -> Delta:
         """Apply events in order; return what changed."""
         delta = Delta()
+        version = self.version
         for kind, info in events:
-            self.version += 1
             if kind == "link" and isinstance(info, LinkInfo):
                 old = self.links.get(info.index)
                 if old is not None and old.name != info.name:
@@ -77,11 +78,13 @@ class DeviceTable:
                 self._names[info.name] = info.index
                 self._names.setdefault(wire(info.name), info.index)
                 if old != info:
+                    self.version = version + 1
                     delta.changed.add(info.index)
                     delta.removed.pop(info.index, None)
             elif kind == "dellink" and isinstance(info, int):
                 gone = self.links.pop(info, None)
-                self._addresses.pop(info, None)
+                if self._addresses.pop(info, None) is not None or gone is not None:
+                    self.version = version + 1
                 if gone is not None:
                     self._forget_name(gone.name, info)
                     delta.changed.discard(info)
@@ -89,11 +92,14 @@ class DeviceTable:
             elif kind == "addr" and isinstance(info, AddrInfo):
                 addresses = self._addresses.setdefault(info.index, {})
                 if addresses.get(info.address) != info:
+                    self.version = version + 1
                     addresses[info.address] = info
                     if info.index in self.links:
                         delta.changed.add(info.index)
             elif kind == "deladdr" and isinstance(info, AddrInfo):
                 old_addr = self._addresses.get(info.index, {}).pop(info.address, None)
+                if old_addr is not None:
+                    self.version = version + 1
                 if old_addr is not None and info.index in self.links:
                     delta.changed.add(info.index)
         return delta

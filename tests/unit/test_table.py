@@ -78,3 +78,23 @@ def test_free_name_skips_taken_numbers() -> None:
     table.apply([("link", link(2, "br0", kind="bridge")), ("link", link(3, "br1", kind="bridge"))])
     assert table.free_name("br%d") == "br2"
     assert table.free_name("lab") == "lab"
+
+
+def test_the_version_moves_exactly_when_something_changes() -> None:
+    table = DeviceTable()
+    table.apply([("link", link(2, "tap0"))])
+    version = table.version
+    table.apply([("link", link(2, "tap0")), ("deladdr", AddrInfo(2, "192.0.2.1/24", False))])
+    assert table.version == version, "repeating what is known changes nothing"
+    for events in (
+        [("addr", AddrInfo(2, "192.0.2.1/24", False))],
+        [("deladdr", AddrInfo(2, "192.0.2.1/24", False))],
+        [("link", link(2, "tap0", up=True))],
+        [("addr", AddrInfo(9, "198.51.100.1/24", False))],  # a link not seen yet
+        [("dellink", 2)],
+    ):
+        table.apply(events)
+        assert table.version > version, events
+        version = table.version
+    table.reset([])
+    assert table.version > version
