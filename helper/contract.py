@@ -103,12 +103,26 @@ DEVICE_SIGNATURES: dict[str, str] = {
 }
 
 
-#: Each message on a capture stream (StartCapture) is this header (native
-#: byte order): packets dropped so far, by the kernel or because the reader
-#: was slow (u32), and a reserved u32; then one TPACKET_V3 block exactly as
-#: the kernel filled it (struct tpacket_block_desc and its tpacket3_hdr
-#: packets, each followed by its struct sockaddr_ll). The helper passes
-#: whole blocks on; the reader walks the packets (tungui.capture).
-CAPTURE_BLOCK_HEADER = struct.Struct("=II")
+#: Each message on a capture stream (StartCapture) begins with this header
+#: (native byte order): packets dropped so far, by the kernel or because
+#: the reader was slow (u32); packets left out so far by sampling (u32,
+#: estimated when the kernel samples); the format of the rest (u32, below);
+#: and a reserved u32 (0).  docs/dbus.md describes both formats;
+#: tungui.capture reads them.
+CAPTURE_HEADER = struct.Struct("=IIII")
+#: The rest is one TPACKET_V3 block exactly as the kernel filled it (a
+#: packet socket's ring: devices the helper does not hold).
+CAPTURE_FORMAT_BLOCK = 0
+#: The rest is packets the helper read from a device it holds: a
+#: CAPTURE_SLOTS header, a u32 length per packet (bit 31 set for a packet
+#: going into the device, that the helper wrote for InjectPacket), a u64
+#: timestamp (ns, CLOCK_REALTIME) per packet 8-aligned, then one slot of
+#: ``stride`` bytes per packet: ``prefix`` bytes of packet information /
+#: virtio-net header, then the packet, of which ``snaplen`` bytes count.
+CAPTURE_FORMAT_SLOTS = 1
+#: count, stride, prefix, snaplen.
+CAPTURE_SLOTS = struct.Struct("=IIII")
 CAPTURE_MAX_SNAPLEN = 262144
 CAPTURE_MIN_SNAPLEN = 64
+#: No message on a capture stream is longer.
+CAPTURE_MESSAGE_MAX = CAPTURE_HEADER.size + (1 << 18)

@@ -373,8 +373,13 @@ class DeviceManager:
                     holding.handle.close()
             self.drain()
 
-    async def inject(self, name: str, packet: bytes) -> None:
-        """Write one packet into a TUN/TAP device, as its program would."""
+    def held_handle(self, index: int) -> tun.TunHandle | None:
+        """The queues the helper holds of a device, if it holds it."""
+        holding = self._held.get(index)
+        return None if holding is None else holding.handle
+
+    def check_packet(self, name: str, packet: bytes) -> LinkInfo:
+        """The TUN/TAP device a packet may be injected into, or a named error."""
         link = self.find(name)
         if link.kind not in ("tun", "tap"):
             raise InvalidArgument(f"{name} is not a TUN or TAP device; packets go into those only.")
@@ -385,6 +390,10 @@ class DeviceManager:
                 f"A packet for {name} must be {shortest} to {link.mtu + overhead} bytes "
                 f"(MTU {link.mtu}); this one is {len(packet)}."
             )
+        return link
+
+    async def inject(self, link: LinkInfo, packet: bytes) -> None:
+        """Write a packet (checked by :meth:`check_packet`) into a device, as its program would."""
         holding = self._held.get(link.index)
         if holding is not None:
             await self.links.run(lambda: self._write(holding.handle, packet))

@@ -10,7 +10,7 @@ from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 from . import __version__, validate
-from .capture import Capture
+from .capture import Capture, HeldCapture, RingCapture
 from .contract import DEVICE_SIGNATURES, INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED, Action
 from .counters import StatisticsTicker
 from .devices import DeviceManager
@@ -19,6 +19,7 @@ from .errors import Failed
 from .marshalled import MarshalledBody
 from .polkit import GRANT_LIFETIME, Authority
 from .table import Delta
+from .tun import VNET_HDR_SIZE
 from .wire import wire
 
 log = logging.getLogger(__name__)
@@ -177,17 +178,40 @@ class HelperService:
         action=lambda self, name, packet: self.devices.action_for(name),
     )
     async def inject_packet(self, sender: str, name: str, packet: bytes) -> list[Any]:
-        await self.devices.inject(name, packet)
+        link = self.devices.check_packet(name, packet)
+        capture = self._held_capture(link.name)
+        if capture is not None and self.devices.held_handle(link.index) is not None:
+            # The capture's thread reads this device: it writes the packet
+            # too, so the stream shows it before any answer to it.
+            await asyncio.wrap_future(capture.inject(packet))
+        else:
+            await self.devices.inject(link, packet)
         return []
 
     @method("StartCapture", parse=(_name, validate.capture_options), action=Action.CAPTURE)
-    async def start_capture(self, sender: str, name: str, snaplen: int) -> FdReply:
+    async def start_capture(
+        self, sender: str, name: str, options: validate.CaptureOptions
+    ) -> FdReply:
         link = self.devices.find(name)
         if sum(1 for c in self.captures if c.client == sender) >= MAX_CAPTURES_PER_CLIENT:
             raise Failed(
                 f"You already capture on {MAX_CAPTURES_PER_CLIENT} devices; close one first."
             )
-        capture = Capture(link.name, snaplen, sender, self.captures.discard)
+        handle = self.devices.held_handle(link.index)
+        capture: Capture
+        if handle is not None and not self._held_capture(link.name):
+            # The helper is this device's program: it reads the device.
+            capture = HeldCapture(
+                link.name,
+                handle,
+                prefix=(4 if link.pi else 0) + (VNET_HDR_SIZE if link.vnet_hdr else 0),
+                longest=link.mtu + (18 if link.kind == "tap" else 0),
+                options=options,
+                client=sender,
+                on_end=self.captures.discard,
+            )
+        else:
+            capture = RingCapture(link.name, options, sender, self.captures.discard)
         self.captures.add(capture)
         if not await self._still_connected(sender):
             capture.stop()
@@ -195,8 +219,21 @@ class HelperService:
         # The reply carries a duplicate of the reader's end; the helper's
         # copy of it is closed once the reply is written.
         theirs = capture.theirs.detach()
-        log.info("%s captures on %s (snap length %d)", sender, link.name, snaplen)
+        log.info(
+            "%s captures on %s (%s, snap length %d, at most %s packets/s)",
+            sender,
+            link.name,
+            type(capture).__name__,
+            options.snaplen,
+            options.max_rate or "all",
+        )
         return FdReply([0], [theirs], capture.start)
+
+    def _held_capture(self, name: str) -> HeldCapture | None:
+        for capture in self.captures:
+            if isinstance(capture, HeldCapture) and capture.device == name:
+                return capture
+        return None
 
     @method("GetPermissions", action=PUBLIC)
     async def get_permissions(self, sender: str) -> list[Any]:

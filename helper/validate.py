@@ -261,14 +261,31 @@ def device_spec(values: Mapping[str, tuple[str, Any]]) -> DeviceSpec:
     )
 
 
-def capture_options(values: Mapping[str, tuple[str, Any]]) -> int:
-    """Check StartCapture's options; return the snap length."""
+@dataclass(frozen=True)
+class CaptureOptions:
+    """StartCapture's options, checked."""
+
+    snaplen: int = CAPTURE_MAX_SNAPLEN
+    #: Packets a second the caller wants at most (the rest are sampled
+    #: out); 0 for every packet.
+    max_rate: int = 0
+
+
+_CAPTURE_OPTIONS = {"snaplen": "u", "max_rate": "u"}
+
+
+def capture_options(values: Mapping[str, tuple[str, Any]]) -> CaptureOptions:
+    """Check StartCapture's options."""
     for key, (signature, _value) in values.items():
-        if key != "snaplen":
-            raise InvalidArgument(f"Unknown capture option {key!r}; the option is: snaplen.")
-        if signature != "u":
+        expected = _CAPTURE_OPTIONS.get(key)
+        if expected is None:
             raise InvalidArgument(
-                f"The option 'snaplen' must be of D-Bus type 'u', not {signature!r}."
+                f"Unknown capture option {key!r}; the options are: "
+                f"{', '.join(sorted(_CAPTURE_OPTIONS))}."
+            )
+        if signature != expected:
+            raise InvalidArgument(
+                f"The option {key!r} must be of D-Bus type {expected!r}, not {signature!r}."
             )
     snaplen = int(values.get("snaplen", ("u", CAPTURE_MAX_SNAPLEN))[1])
     if not CAPTURE_MIN_SNAPLEN <= snaplen <= CAPTURE_MAX_SNAPLEN:
@@ -276,7 +293,8 @@ def capture_options(values: Mapping[str, tuple[str, Any]]) -> int:
             f"The snap length {snaplen} is out of range; it must be "
             f"{CAPTURE_MIN_SNAPLEN} to {CAPTURE_MAX_SNAPLEN}."
         )
-    return snaplen
+    max_rate = int(values.get("max_rate", ("u", 0))[1])
+    return CaptureOptions(snaplen, max_rate)
 
 
 def bridge_spec(values: Mapping[str, tuple[str, Any]]) -> BridgeSpec:

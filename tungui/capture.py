@@ -1,9 +1,11 @@
 """Reading a capture stream from the helper (StartCapture), unprivileged.
 
-Each message is one TPACKET_V3 block as the kernel filled it, after a small
-header (``CAPTURE_BLOCK_HEADER`` in the contract); walking the packets in
-it, decoding them, keeping a bounded number and writing files all happen
-here, as the user, so that the helper does no work per packet.
+Each message is a header (``CAPTURE_HEADER`` in the contract: drops and
+sampled-out packets so far, and the format of the rest) and then either one
+TPACKET_V3 block as the kernel filled it, or a batch of packets the helper
+read from a device it holds (docs/dbus.md).  Walking the packets, decoding
+them, keeping a bounded number and writing files all happen here, as the
+user, so that the helper does no work per packet.
 """
 
 from __future__ import annotations
@@ -13,10 +15,16 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from tungui_helper.contract import CAPTURE_BLOCK_HEADER
+from tungui_helper.contract import (
+    CAPTURE_FORMAT_BLOCK,
+    CAPTURE_FORMAT_SLOTS,
+    CAPTURE_HEADER,
+    CAPTURE_MESSAGE_MAX,
+    CAPTURE_SLOTS,
+)
 
-#: The largest message: the header and one block of the helper's ring.
-MESSAGE_MAX = CAPTURE_BLOCK_HEADER.size + (1 << 18)
+#: The largest message on a capture stream.
+MESSAGE_MAX = CAPTURE_MESSAGE_MAX
 
 #: In struct tpacket_block_desc: num_pkts, offset_to_first_pkt.
 _BLOCK = struct.Struct("=II")
@@ -26,6 +34,8 @@ _PACKET = struct.Struct("=IIIIIIHH")
 #: struct sockaddr_ll follows the 48-byte tpacket3_hdr; sll_pkttype is its 11th byte.
 _PKTTYPE_AT = 48 + 10
 PACKET_OUTGOING = 4
+#: In a slots message, a length with this bit set: the packet went into the device.
+_INCOMING = 1 << 31
 
 
 @dataclass(frozen=True)
@@ -39,12 +49,24 @@ class Packet:
     #: Sent by the host through the device (rather than received by it).
     outgoing: bool
     data: bytes
+    #: Packets left out so far by sampling (the capture's max_rate).
+    sampled: int = 0
 
 
 def parse_message(message: bytes) -> list[Packet]:
     """The packets of one message of a capture stream."""
-    dropped, _reserved = CAPTURE_BLOCK_HEADER.unpack_from(message)
-    block = memoryview(message)[CAPTURE_BLOCK_HEADER.size :]
+    if len(message) < CAPTURE_HEADER.size:
+        return []
+    dropped, sampled, kind, _reserved = CAPTURE_HEADER.unpack_from(message)
+    body = memoryview(message)[CAPTURE_HEADER.size :]
+    if kind == CAPTURE_FORMAT_BLOCK:
+        return _block(body, dropped, sampled)
+    if kind == CAPTURE_FORMAT_SLOTS:
+        return _slots(body, dropped, sampled)
+    return []  # a format this version does not know
+
+
+def _block(block: memoryview, dropped: int, sampled: int) -> list[Packet]:
     if len(block) < _BLOCK_AT + _BLOCK.size:
         return []
     count, offset = _BLOCK.unpack_from(block, _BLOCK_AT)
@@ -57,10 +79,40 @@ def parse_message(message: bytes) -> list[Packet]:
         )
         outgoing = block[offset + _PKTTYPE_AT] == PACKET_OUTGOING
         data = bytes(block[offset + mac : offset + mac + snaplen])
-        packets.append(Packet(sec * 1_000_000_000 + nsec, length, dropped, outgoing, data))
+        packets.append(Packet(sec * 1_000_000_000 + nsec, length, dropped, outgoing, data, sampled))
         if not next_offset:
             break
         offset += next_offset
+    return packets
+
+
+def _slots(body: memoryview, dropped: int, sampled: int) -> list[Packet]:
+    if len(body) < CAPTURE_SLOTS.size:
+        return []
+    count, stride, prefix, snaplen = CAPTURE_SLOTS.unpack_from(body)
+    lengths_at = CAPTURE_SLOTS.size
+    stamps_at = lengths_at + 4 * count + (4 * count) % 8
+    slots_at = stamps_at + 8 * count
+    if prefix > stride or slots_at + count * stride > len(body):
+        return []
+    lengths = body[lengths_at : lengths_at + 4 * count].cast("I")
+    stamps = body[stamps_at : stamps_at + 8 * count].cast("Q")
+    packets = []
+    for i in range(count):
+        length = lengths[i] & ~_INCOMING
+        start = slots_at + i * stride
+        data = bytes(body[start + prefix : start + min(length, stride, prefix + snaplen)])
+        packets.append(
+            Packet(
+                stamps[i],
+                max(length - prefix, 0),
+                dropped,
+                # The helper read it: the host sent it through the device.
+                not lengths[i] & _INCOMING,
+                data,
+                sampled,
+            )
+        )
     return packets
 
 

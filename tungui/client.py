@@ -227,15 +227,29 @@ class HelperClient:
         await self._call("ConfigureDevice", _text(name), to_spec(changes), interactive=interactive)
 
     async def start_capture(
-        self, name: str, *, snaplen: int | None = None, interactive: bool = True
+        self,
+        name: str,
+        *,
+        snaplen: int | None = None,
+        max_rate: int = 0,
+        interactive: bool = True,
     ) -> socket.socket:
         """Capture a device's packets; the stream is for this caller alone.
 
+        Args:
+            name: the device.
+            snaplen: bytes kept of each packet (all of it by default).
+            max_rate: packets a second wanted at most; beyond that the
+                helper samples (0: every packet).
+            interactive: let polkit ask for a password.
+
         Returns:
-            A SOCK_SEQPACKET socket with one record per packet (read them
+            A SOCK_SEQPACKET socket carrying batches of packets (read them
             with :func:`tungui.capture.read_packets`); close it to stop.
         """
         options = {} if snaplen is None else {"snaplen": Variant("u", snaplen)}
+        if max_rate:
+            options["max_rate"] = Variant("u", max_rate)
         reply = await self._reply("StartCapture", _text(name), options, interactive=interactive)
         if not reply.unix_fds:
             raise Failed(ErrorName.FAILED.value, "The helper sent no capture stream.")

@@ -153,8 +153,9 @@ class Controller(QObject):
         what: str,
         done: str,
         then: Callable[[Any], None] | None = None,
+        **kwargs: Any,
     ) -> int:
-        request_id = self.bridge.request(method, *args, interactive=True)
+        request_id = self.bridge.request(method, *args, interactive=True, **kwargs)
         self._pending[request_id] = _Pending(what, done, then)
         self.window.show_status(what)
         return request_id
@@ -301,16 +302,34 @@ class Controller(QObject):
             return
         name = str(device["name"])
 
-        def opened(stream: object) -> None:
-            from .packetview import PacketWindow
+        from .packetview import LIVE_RATE, PacketWindow
 
+        def opened(stream: object) -> None:
             window = PacketWindow(device, stream, self.window)  # type: ignore[arg-type]
             window.setWindowFlag(Qt.WindowType.Window)
+            window.rate_wanted.connect(lambda rate: restart(window, rate))
             window.show()
+
+        def restart(window: PacketWindow, rate: int) -> None:
+            def reopened(stream: object) -> None:
+                if window.closing:
+                    stream.close()  # type: ignore[attr-defined]
+                else:
+                    window.replace_stream(stream)  # type: ignore[arg-type]
+
+            self._request(
+                "start_capture",
+                name,
+                max_rate=rate,
+                what=f"Capturing every packet of {name}…" if not rate else f"Sampling {name}…",
+                done=f"Capturing on {name}",
+                then=reopened,
+            )
 
         self._request(
             "start_capture",
             name,
+            max_rate=LIVE_RATE,
             what=f"Starting to capture on {name}…",
             done=f"Capturing on {name}",
             then=opened,

@@ -48,6 +48,9 @@ AnyIndex = QModelIndex | QPersistentModelIndex
 
 #: Packets the list keeps; older ones make room (and are counted).
 DEFAULT_LIMIT = 10_000
+#: Packets a second the window asks the helper for while it only shows
+#: them (more are sampled out, in the kernel); a capture file gets them all.
+LIVE_RATE = 2_000
 
 
 @dataclass(frozen=True)
@@ -154,21 +157,38 @@ class PacketModel(QAbstractTableModel):
 
 
 class StreamReader(QObject):
-    """Reads a capture stream on a thread; hands batches to the GUI thread.
+    """Reads a capture stream on a thread; the GUI thread takes packets when it can.
+
+    The thread walks every message and writes every packet to the capture
+    file, if there is one; for the list it keeps at most ``pending_max``
+    packets waiting, the newest, and counts the ones it let go, so neither
+    memory nor the GUI thread's work grows with the packet rate.  Only one
+    ``ready`` signal is ever on its way.
 
     Args:
         stream: the socket StartCapture returned.
+        pending_max: packets kept waiting for the GUI thread.
     """
 
-    #: A batch of packets (list[Packet]).
-    packets = Signal(list)
+    #: Packets wait to be taken (:meth:`take`).
+    ready = Signal()
     #: The stream ended (the helper stopped, or the device went away).
     ended = Signal()
 
-    def __init__(self, stream: socket.socket, parent: QObject | None = None) -> None:
+    def __init__(
+        self, stream: socket.socket, parent: QObject | None = None, *, pending_max: int = 2_000
+    ) -> None:
         super().__init__(parent)
         self._stream = stream
         self._stopping = False
+        self._lock = threading.Lock()
+        self._pending: collections.deque[Packet] = collections.deque(maxlen=pending_max)
+        self._notified = False
+        self._writer: tuple[CaptureWriter, int] | None = None
+        #: Packets that came faster than the list took them, let go.
+        self.skipped = 0
+        #: Packets written to the capture file.
+        self.written = 0
         self._thread = threading.Thread(target=self._run, name="tungui-capture", daemon=True)
 
     def start(self) -> None:
@@ -183,28 +203,55 @@ class StreamReader(QObject):
         self._thread.join(timeout=5)
         self._stream.close()
 
+    def write_to(self, writer: CaptureWriter | None, interface: int = 0) -> None:
+        """Write every packet from now on with ``writer`` (None: stop writing)."""
+        with self._lock:
+            self._writer = None if writer is None else (writer, interface)
+
+    def take(self) -> list[Packet]:
+        """The packets waiting, oldest first (GUI thread)."""
+        with self._lock:
+            packets = list(self._pending)
+            self._pending.clear()
+            self._notified = False
+        return packets
+
     def _run(self) -> None:
-        self._stream.settimeout(0.05)
-        batch: list[Packet] = []
+        self._stream.settimeout(0.2)
         while not self._stopping:
             try:
-                record = self._stream.recv(MESSAGE_MAX)
+                message = self._stream.recv(MESSAGE_MAX)
             except TimeoutError:
-                record = None
+                continue
             except OSError:
                 break
-            if record == b"":
+            if not message:
                 break
-            if record is not None:
-                batch.extend(parse_message(record))
-            # Batches of at most ~50 ms: one model update each, not one per packet.
-            if batch and (record is None or len(batch) >= 512):
-                self.packets.emit(batch)
-                batch = []
-        if batch:
-            self.packets.emit(batch)
+            self._arrived(parse_message(message))
         if not self._stopping:
             self.ended.emit()
+
+    def _arrived(self, packets: list[Packet]) -> None:
+        if not packets:
+            return
+        with self._lock:
+            if self._writer is not None:
+                writer, interface = self._writer
+                for packet in packets:
+                    writer.write(
+                        interface,
+                        packet.timestamp_ns,
+                        packet.data,
+                        packet.original_length,
+                        inbound=not packet.outgoing,
+                    )
+                self.written += len(packets)
+            pending = self._pending
+            self.skipped += max(0, len(pending) + len(packets) - (pending.maxlen or 0))
+            pending.extend(packets)
+            notify, self._notified = not self._notified, True
+        if notify:
+            self.ready.emit()
 
 
 class PacketWindow(QMainWindow):
@@ -212,8 +259,14 @@ class PacketWindow(QMainWindow):
 
     Args:
         device: the device dict (its name and kind).
-        stream: the capture stream, for this window alone.
+        stream: the capture stream, for this window alone, asked for at
+            :data:`LIVE_RATE` packets a second at most.
     """
+
+    #: The window wants a new stream at this many packets a second at most
+    #: (0: every packet, while capturing to a file); the owner answers with
+    #: :meth:`replace_stream`.
+    rate_wanted = Signal(int)
 
     def __init__(
         self, device: dict[str, Any], stream: socket.socket, parent: QWidget | None = None
@@ -229,11 +282,15 @@ class PacketWindow(QMainWindow):
         self.paused = False
         self.not_shown = 0
         self._dropped = 0
+        self._sampled = 0
+        #: Counts of the streams this window read before its current one.
+        self._earlier_skipped = 0
+        self._earlier_written = 0
+        self._closing = False
         self._file: BinaryIO | None = None
         self._writer: CaptureWriter | None = None
         self._file_interface = 0
         self.file_path = ""
-        self.file_packets = 0
 
         self.table = QTableView(self)
         self.table.setAccessibleName("Packets")
@@ -297,26 +354,47 @@ class PacketWindow(QMainWindow):
         self._status_timer.timeout.connect(self._update_status)
         self._status_timer.start()
 
-        self.reader = StreamReader(stream, self)
-        self.reader.packets.connect(self._received)
-        self.reader.ended.connect(self._ended)
+        self.reader = self._read(stream)
         self.resize(900, 560)
-        self.reader.start()
         self._update_status()
 
-    def _received(self, packets: list[Packet]) -> None:
+    def _read(self, stream: socket.socket) -> StreamReader:
+        reader = StreamReader(stream, self)
+        reader.ready.connect(self._take)
+        reader.ended.connect(self._ended)
+        reader.write_to(self._writer, self._file_interface)
+        reader.start()
+        return reader
+
+    def replace_stream(self, stream: socket.socket) -> None:
+        """Go on with a new capture stream (see :attr:`rate_wanted`)."""
+        old = self.reader
+        self.reader = self._read(stream)
+        old.ended.disconnect(self._ended)
+        old.stop()
+        self._take_from(old)
+        self._earlier_skipped += old.skipped
+        self._earlier_written += old.written
+        self._dropped = self._sampled = 0  # the new stream counts from zero
+
+    @property
+    def file_packets(self) -> int:
+        """Packets written to the capture file so far."""
+        return self._earlier_written + self.reader.written
+
+    @property
+    def skipped(self) -> int:
+        """Packets that came faster than the list could take them."""
+        return self._earlier_skipped + self.reader.skipped
+
+    def _take(self) -> None:
+        self._take_from(self.reader)
+
+    def _take_from(self, reader: StreamReader) -> None:
+        packets = reader.take()
         if packets:
             self._dropped = packets[-1].dropped
-        if self._writer is not None:
-            for packet in packets:
-                self._writer.write(
-                    self._file_interface,
-                    packet.timestamp_ns,
-                    packet.data,
-                    packet.original_length,
-                    inbound=not packet.outgoing,
-                )
-            self.file_packets += len(packets)
+            self._sampled = packets[-1].sampled
         if self.paused:
             self.not_shown += len(packets)
             return
@@ -344,6 +422,10 @@ class PacketWindow(QMainWindow):
             parts.append(f"{self.file_packets:,} written to {self.file_path}")
         if self._dropped:
             parts.append(f"{self._dropped:,} dropped before reaching tungui")
+        if self._sampled:
+            parts.append(f"about {self._sampled:,} sampled out (too many a second to show all)")
+        if self.skipped:
+            parts.append(f"{self.skipped:,} skipped (faster than the list)")
         if self.not_shown:
             parts.append(f"{self.not_shown:,} not shown while paused")
         if self.model.pushed_out:
@@ -389,15 +471,21 @@ class PacketWindow(QMainWindow):
         self._writer = CaptureWriter(self._file)
         self._file_interface = self._writer.add_interface(self.device_name, self.model.link, 262144)
         self.file_path = path
-        self.file_packets = 0
+        # file_packets counts from here.
+        self._earlier_written = -self.reader.written
+        self.reader.write_to(self._writer, self._file_interface)
         self.file_action.setChecked(True)
+        self.rate_wanted.emit(0)  # a file gets every packet
         self._update_status()
 
     def stop_file(self) -> None:
         """Finish the file being written, if any."""
         if self._writer is not None:
+            self.reader.write_to(None)
             self._writer.close()
             self._writer = None
+            if not self._closing:
+                self.rate_wanted.emit(LIVE_RATE)
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -424,7 +512,13 @@ class PacketWindow(QMainWindow):
         self.statusBar().showMessage(f"Saved {len(rows):,} packets to {path}", 5000)
         return len(rows)
 
+    @property
+    def closing(self) -> bool:
+        """Whether the window is closing (a new stream is then not wanted)."""
+        return self._closing
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        self._closing = True
         self._status_timer.stop()
         self.reader.stop()
         self.stop_file()

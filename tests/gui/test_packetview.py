@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tungui.packetview import PacketModel, PacketWindow
-from tungui_helper.contract import CAPTURE_BLOCK_HEADER
+from tungui.packetview import LIVE_RATE, PacketModel, PacketWindow, StreamReader
+from tungui_helper.contract import CAPTURE_FORMAT_BLOCK, CAPTURE_HEADER
 
 ARP_REQUEST = bytes.fromhex(
     "ffffffffffff02005e1000010806000108000604000102005e100001c0000201000000000000c0000202"
@@ -37,7 +37,9 @@ def record(data: bytes, timestamp_ns: int, *, dropped: int = 0, outgoing: bool =
     sockaddr = struct.pack("=HHiHBB8s", 17, 0x0300, 2, 1, 4 if outgoing else 0, 6, b"")
     packet = (header + sockaddr).ljust(mac, b"\0") + data
     desc = struct.pack("=IIIIIIQ16s", 3, 0, 1, 1, first, first + len(packet), 1, b"")
-    return CAPTURE_BLOCK_HEADER.pack(dropped, 0) + desc.ljust(first, b"\0") + packet
+    return (
+        CAPTURE_HEADER.pack(dropped, 0, CAPTURE_FORMAT_BLOCK, 0) + desc.ljust(first, b"\0") + packet
+    )
 
 
 @pytest.fixture
@@ -137,3 +139,46 @@ def test_capture_to_file_writes_every_packet_until_stopped(
     )
     assert result.stdout.split() == ["1", "2", "3", "4", "5"]
     assert not win.file_action.isChecked()
+
+
+def test_a_flood_is_bounded_on_the_way_to_the_list(qtbot: Any) -> None:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    reader = StreamReader(theirs, pending_max=100)
+    ready = []
+    reader.ready.connect(lambda: ready.append(1))
+    reader.start()
+    try:
+        for i in range(300):  # faster than anyone takes them: nothing runs Qt's loop
+            ours.send(record(ARP_REQUEST, i))
+        qtbot.waitUntil(lambda: reader.skipped == 200, timeout=5000)
+        packets = reader.take()
+        assert [p.timestamp_ns for p in packets] == list(range(200, 300)), "the newest are kept"
+        qtbot.waitUntil(lambda: len(ready) == 1, timeout=5000)
+        assert len(ready) == 1, "one signal on its way at a time"
+    finally:
+        reader.stop()
+        ours.close()
+
+
+def test_a_capture_file_asks_for_every_packet_then_for_the_live_rate(
+    qtbot: Any, window: Any, tmp_path: Path
+) -> None:
+    win, stream = window
+    wanted: list[int] = []
+    win.rate_wanted.connect(wanted.append)
+    win.start_file(str(tmp_path / "all.pcapng"))
+    assert wanted == [0]
+    stream.send(record(ARP_REQUEST, 1))
+    qtbot.waitUntil(lambda: win.file_packets == 1, timeout=5000)
+    # The owner answers with a new stream, at full rate; the file goes on.
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        win.replace_stream(theirs)
+        assert stream.recv(16) == b"", "the old stream is closed: its capture ends"
+        ours.send(record(ARP_REQUEST, 2))
+        qtbot.waitUntil(lambda: win.file_packets == 2, timeout=5000)
+        qtbot.waitUntil(lambda: win.model.rowCount() == 2, timeout=5000)
+        win.stop_file()
+        assert wanted == [0, LIVE_RATE]
+    finally:
+        ours.close()

@@ -68,3 +68,22 @@ def udp(count: int, size: int = 96) -> list[str]:
         "        except OSError: time.sleep(0.001)\n"
     )
     return ["python3", "-c", code]
+
+
+def udp_for(seconds: float, rate: int, size: int = 96) -> list[str]:
+    """A command sending UDP datagrams to 192.0.2.2:9 at about ``rate`` a second
+    for ``seconds``; it prints how many it sent (run it in the namespace)."""
+    code = (
+        "import socket, time\n"
+        f"SIZE, RATE, SECONDS = {size}, {rate}, {seconds}\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "start = time.monotonic(); sent = 0\n"
+        "while (now := time.monotonic() - start) < SECONDS:\n"
+        "    while sent < now * RATE:\n"
+        "        try:\n"
+        "            s.sendto(b'tungui' * (SIZE // 6), ('192.0.2.2', 9)); sent += 1\n"
+        "        except OSError: break\n"
+        "    time.sleep(0.001)\n"
+        "print(sent)\n"
+    )
+    return ["python3", "-c", code]

@@ -179,3 +179,19 @@ def test_proc_net_dev_parsing() -> None:
     assert counters["tap0"] == (10, 1000, 2, 1, 20, 2000, 4, 3)
     assert counters["lo"] == (29, 3193, 0, 0, 29, 3193, 0, 0)
     assert (clamp_interval(1), clamp_interval(500), clamp_interval(10**9)) == (100, 500, 10000)
+
+
+def test_capture_options() -> None:
+    from tungui_helper.validate import CaptureOptions, capture_options
+
+    assert capture_options({}) == CaptureOptions(262144, 0)
+    assert capture_options({"snaplen": ("u", 128), "max_rate": ("u", 2000)}) == CaptureOptions(
+        128, 2000
+    )
+    for bad, words in (
+        ({"max_rate": ("i", 5)}, "must be of D-Bus type 'u'"),
+        ({"snaplen": ("u", 10)}, "out of range"),
+        ({"rate": ("u", 5)}, "Unknown capture option 'rate'; the options are: max_rate, snaplen"),
+    ):
+        with pytest.raises(InvalidArgument, match=words):
+            capture_options(bad)
