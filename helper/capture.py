@@ -92,6 +92,9 @@ SAMPLING_PERIOD = 0.25
 MAX_SAMPLING = 1 << 16
 #: Packets in one message of a held device's capture, at most.
 MAX_SLOTS = 4096
+#: A held device's packets go out when a message is full, or this long
+#: after its first packet.
+BATCH_SECONDS = 0.02
 #: A length in a slots message with this bit set: the packet went into the
 #: device (the helper wrote it), not out of it.
 INCOMING = 1 << 31
@@ -420,15 +423,21 @@ class HeldCapture(Capture):
         poller = select.poll()
         for fd in (*self._fds, self._wake_r):
             poller.register(fd, select.POLLIN)
-        readv, now = os.readv, time.time_ns
+        readv, now, monotonic = os.readv, time.time_ns, time.monotonic
         keep_one_in, skip, skipped_length = 1, 0, 0
-        period_start, period_packets = time.monotonic(), 0
+        period_start, period_packets = monotonic(), 0
+        count, deadline = 0, 0.0
         while not self._stopping and self._handle.fds:
             if not self._incoming:
-                poller.poll(200)
-            with contextlib.suppress(BlockingIOError):
-                os.read(self._wake_r, 4096)
-            count = self._write_incoming(slots, lengths, stamps)
+                wait = 200 if not count else max(0.0, (deadline - monotonic()) * 1000)
+                for fd, _event in poller.poll(wait):
+                    if fd == self._wake_r:
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(self._wake_r, 4096)
+            # One clock reading per wake-up, for every packet read in it:
+            # one per packet can cost more than the read itself.
+            woke, start = now(), count
+            count = self._write_incoming(slots, lengths, count)
             for fd in self._fds:
                 while count < count_max:
                     try:
@@ -448,32 +457,39 @@ class HeldCapture(Capture):
                             continue
                     skipped_length = 0
                     lengths[count] = n
-                    stamps[count] = now()
                     count += 1
-            if skipped_length and count < count_max:
-                # The last packet before a pause goes out after all, so that
-                # the stream's counts are current when the traffic stops.
-                self.sampled -= 1
-                lengths[count], stamps[count] = skipped_length, now()
-                count += 1
-                skipped_length = 0
-            if count and not self._send_slots(count, buffer, lengths, stamps):
-                return
+            if count > start:
+                stamps[start:count] = array("Q", [woke]) * (count - start)
+                if not start:
+                    deadline = monotonic() + BATCH_SECONDS
+            if count and (count == count_max or monotonic() >= deadline):
+                if skipped_length and count < count_max:
+                    # The last packet before the message goes out after all,
+                    # so that the counts are current when the traffic stops.
+                    self.sampled -= 1
+                    lengths[count], stamps[count] = skipped_length, woke
+                    count += 1
+                    skipped_length = 0
+                if not self._send_slots(count, buffer, lengths, stamps):
+                    return
+                count = 0
             if self.max_rate:
-                elapsed = time.monotonic() - period_start
+                elapsed = monotonic() - period_start
                 if elapsed >= SAMPLING_PERIOD:
                     offered = period_packets / elapsed
                     keep_one_in, skip = sampling_for(offered, self.max_rate), 0
-                    period_start, period_packets = time.monotonic(), 0
+                    period_start, period_packets = monotonic(), 0
 
     def _write_incoming(
-        self, slots: list[list[memoryview]], lengths: array[int], stamps: array[int]
+        self, slots: list[list[memoryview]], lengths: array[int], count: int
     ) -> int:
-        """Write the packets waiting to go into the device; slot them; return how many."""
-        count = 0
+        """Write the packets waiting to go into the device; slot them after ``count``.
+
+        Returns:
+            The slots now used.
+        """
         while self._incoming and count < len(slots):
             packet, future = self._incoming.popleft()
-            stamps[count] = time.time_ns()
             try:
                 os.write(self._fds[0], packet)
             except OSError as exc:

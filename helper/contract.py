@@ -115,10 +115,11 @@ CAPTURE_HEADER = struct.Struct("=IIII")
 CAPTURE_FORMAT_BLOCK = 0
 #: The rest is packets the helper read from a device it holds: a
 #: CAPTURE_SLOTS header, a u32 length per packet (bit 31 set for a packet
-#: going into the device, that the helper wrote for InjectPacket), a u64
-#: timestamp (ns, CLOCK_REALTIME) per packet 8-aligned, then one slot of
-#: ``stride`` bytes per packet: ``prefix`` bytes of packet information /
-#: virtio-net header, then the packet, of which ``snaplen`` bytes count.
+#: going into the device, that the helper wrote for InjectPacket), padding
+#: to 8 bytes, a u64 timestamp per packet (ns, CLOCK_REALTIME, taken when
+#: the reader woke for it), then one slot of ``stride`` bytes per packet:
+#: ``prefix`` bytes of packet information / virtio-net header, then the
+#: packet, of which ``snaplen`` bytes count.
 CAPTURE_FORMAT_SLOTS = 1
 #: count, stride, prefix, snaplen.
 CAPTURE_SLOTS = struct.Struct("=IIII")

@@ -29,7 +29,7 @@ def slots_message(
 ) -> bytes:
     """A message as the helper sends it for a device it holds."""
     lengths = array("I", [len(p) | (INCOMING if incoming else 0) for p, incoming in packets])
-    stamps = array("Q", [1_700_000_000_000_000_000 + i for i in range(len(packets))])
+    stamps = array("Q", [1_700_000_000_000_000_000 + 1000 * i for i in range(len(packets))])
     pad = b"\0" * ((4 * len(packets)) % 8)
     slots = b"".join(p[:stride].ljust(stride, b"\xee") for p, _ in packets)
     return (
@@ -58,7 +58,7 @@ def test_slots_give_each_packet_without_its_prefix_cut_to_the_snap_length() -> N
     assert first.data == bytes(range(64)) and first.original_length == 100
     assert first.outgoing and not second.outgoing and third.outgoing
     assert second.data == short_packet[4:] and second.original_length == 31
-    assert [p.timestamp_ns % 10 for p in (first, second, third)] == [0, 1, 2]
+    assert [p.timestamp_ns % 10**6 for p in (first, second, third)] == [0, 1000, 2000]
     assert (third.dropped, third.sampled) == (3, 7)
 
 
