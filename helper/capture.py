@@ -228,7 +228,7 @@ class RingCapture(Capture):
         self.max_rate = options.max_rate
         packet = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         try:
-            _attach_filter(packet, capture_filter(self.snaplen))
+            attach_filter(packet, capture_filter(self.snaplen))
             packet.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
             packet.setsockopt(
                 SOL_PACKET,
@@ -264,6 +264,9 @@ class RingCapture(Capture):
         self.keep_one_in = 1
         self._period_start = time.monotonic()
         self._period_packets = 0
+        # The first look comes sooner: a flood already on when the capture
+        # starts would fill the ring in a full period.
+        self._period = SAMPLING_PERIOD / 25
 
     def _begin(self) -> None:
         assert self._loop is not None
@@ -305,13 +308,17 @@ class RingCapture(Capture):
             return
         now = time.monotonic()
         elapsed = now - self._period_start
-        if elapsed < SAMPLING_PERIOD:
+        if elapsed < self._period:
             return
         offered = self._period_packets * self.keep_one_in / elapsed
-        self._period_start, self._period_packets = now, 0
+        self._period_start, self._period_packets, self._period = now, 0, SAMPLING_PERIOD
         keep_one_in = sampling_for(offered, self.max_rate)
-        if keep_one_in != self.keep_one_in:
-            _attach_filter(self._packet, capture_filter(self.snaplen, keep_one_in))
+        # Not for every wobble of the rate: one attach is a syscall and a
+        # new program to check.
+        if keep_one_in != self.keep_one_in and (
+            1 in (keep_one_in, self.keep_one_in) or not 0.9 < keep_one_in / self.keep_one_in < 1.1
+        ):
+            attach_filter(self._packet, capture_filter(self.snaplen, keep_one_in))
             log.debug("capture of %s: keeping one packet in %d", self.device, keep_one_in)
             self.keep_one_in = keep_one_in
 
@@ -523,7 +530,7 @@ class HeldCapture(Capture):
         )
 
 
-def _attach_filter(sock: socket.socket, program: bytes) -> None:
+def attach_filter(sock: socket.socket, program: bytes) -> None:
     """Attach (or replace) a classic BPF program."""
     buffer = bytearray(program)
     fprog = struct.pack("HL", len(program) // _INSN.size, _address_of(buffer))

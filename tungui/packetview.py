@@ -51,6 +51,9 @@ DEFAULT_LIMIT = 10_000
 #: Packets a second the window asks the helper for while it only shows
 #: them (more are sampled out, in the kernel); a capture file gets them all.
 LIVE_RATE = 2_000
+#: The list takes what arrived at most this often (ms): each update of a
+#: view costs about the same whether it brings one packet or hundreds.
+TAKE_INTERVAL_MS = 100
 
 
 @dataclass(frozen=True)
@@ -354,13 +357,17 @@ class PacketWindow(QMainWindow):
         self._status_timer.timeout.connect(self._update_status)
         self._status_timer.start()
 
+        self._take_timer = QTimer(self)
+        self._take_timer.setSingleShot(True)
+        self._take_timer.setInterval(TAKE_INTERVAL_MS)
+        self._take_timer.timeout.connect(self._take)
         self.reader = self._read(stream)
         self.resize(900, 560)
         self._update_status()
 
     def _read(self, stream: socket.socket) -> StreamReader:
         reader = StreamReader(stream, self)
-        reader.ready.connect(self._take)
+        reader.ready.connect(self._take_soon)
         reader.ended.connect(self._ended)
         reader.write_to(self._writer, self._file_interface)
         reader.start()
@@ -386,6 +393,10 @@ class PacketWindow(QMainWindow):
     def skipped(self) -> int:
         """Packets that came faster than the list could take them."""
         return self._earlier_skipped + self.reader.skipped
+
+    def _take_soon(self) -> None:
+        if not self._take_timer.isActive():
+            self._take_timer.start()
 
     def _take(self) -> None:
         self._take_from(self.reader)
