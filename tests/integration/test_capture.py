@@ -269,13 +269,16 @@ def test_the_helper_reads_a_device_it_holds(helper: HelperProcess, clean_netns: 
     assert transmitted >= 20
 
 
-def test_a_held_device_is_cut_to_the_snap_length_without_its_header(
-    helper: HelperProcess, clean_netns: Netns
+@pytest.mark.parametrize(
+    "headers", [{"pi": True}, {"vnet_hdr": True}, {"pi": True, "vnet_hdr": True}], ids=str
+)
+def test_a_held_device_is_cut_to_the_snap_length_without_its_headers(
+    helper: HelperProcess, clean_netns: Netns, headers: dict[str, bool]
 ) -> None:
     async def scenario() -> list[Packet]:
         client = await HelperClient.connect(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
         try:
-            name = await client.create_device({**TRANSIENT_TUN, "pi": True})
+            name = await client.create_device({**TRANSIENT_TUN, **headers})
             stream = await client.start_capture(name, snaplen=64)
             await asyncio.to_thread(send, clean_netns, 3)
             stream.settimeout(10)
@@ -284,8 +287,9 @@ def test_a_held_device_is_cut_to_the_snap_length_without_its_header(
             await client.close()
 
     packets = asyncio.run(scenario())
-    assert [len(p.data) for p in packets] == [64] * 3, "the packet information header is not data"
+    assert [len(p.data) for p in packets] == [64] * 3, "the device's headers are not data"
     assert [p.original_length for p in packets] == [124] * 3
+    assert all(p.data[0] == 0x45 for p in packets), "an IPv4 header comes first"
 
 
 def test_a_capture_does_not_keep_a_transient_device(
@@ -395,3 +399,31 @@ def test_a_packet_socket_samples_in_the_kernel(
     assert len(packets) < sent / 2, f"{len(packets)} of {sent} shown"
     # Sampled at random, the count left out is an estimate.
     assert 0.5 * sent <= len(packets) + packets[-1].sampled <= 1.5 * sent
+
+
+def test_a_held_capture_leaves_nothing_behind(helper: HelperProcess, clean_netns: Netns) -> None:
+    async def scenario() -> tuple[str, int, int, bytes]:
+        client = await HelperClient.connect(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
+        try:
+            name = await client.create_device({**TRANSIENT_TUN, "multi_queue": True, "queues": 2})
+            before = helper_fds(helper)
+            stream = await client.start_capture(name)
+            # The stream's end, a duplicate of each queue, the thread's wake pipe.
+            during = helper_fds(helper)
+            stream.close()
+            wait_until(lambda: helper_fds(helper) == before, timeout=5, what="fds released")
+            assert clean_netns.link(name) is not None, "the device is still held"
+            # Again, and this time the device goes while it is captured.
+            stream = await client.start_capture(name)
+            await client.delete_device(name)
+            stream.settimeout(5)
+            ended = await asyncio.to_thread(lambda: stream.recv(1 << 19))
+            wait_until(lambda: helper_fds(helper) == before - 2, timeout=5, what="fds released")
+            return name, before, during, ended
+        finally:
+            await client.close()
+
+    name, before, during, ended = asyncio.run(scenario())
+    assert during == before + 1 + 2 + 2
+    assert ended == b"", "the stream ends with the device"
+    assert clean_netns.link(name) is None
