@@ -185,6 +185,10 @@ async def run(args: argparse.Namespace) -> int:
         elif args.command == "permissions":
             for action, answer in sorted((await client.get_permissions()).items()):
                 print(f"{action}\t{answer}")
+        elif args.command == "capture":
+            from .clicapture import capture
+
+            await capture(client, args, interactive=interactive)
         elif args.command == "monitor":
             await client.watch_devices(_print_change)
             await client.subscribe()
@@ -266,6 +270,23 @@ def build_parser() -> argparse.ArgumentParser:
     masters.add_argument("--master", metavar="BRIDGE")
     masters.add_argument("--nomaster", action="store_true", help="leave the bridge")
     change.add_argument("--no-addresses", action="store_true", help="remove every address")
+
+    capture = commands.add_parser(
+        "capture", help="print a device's packets, or write them to a pcapng file"
+    )
+    capture.add_argument("name")
+    capture.add_argument(
+        "-w", "--write", metavar="FILE", help="write pcapng to FILE ('-': standard output)"
+    )
+    capture.add_argument("-c", "--count", type=int, metavar="N", help="stop after N packets")
+    capture.add_argument("-s", "--snaplen", type=int, metavar="BYTES", help="bytes kept a packet")
+    capture.add_argument(
+        "--max-rate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="at most N packets a second; the helper samples the rest (default: all)",
+    )
 
     commands.add_parser("permissions", help="what polkit allows you: yes, auth or no")
     commands.add_parser("monitor", help="print device changes as JSON lines")

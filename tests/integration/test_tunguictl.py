@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from .helperbus import create
 from .stack import HelperProcess, Netns, NobodyPython, wait_until
+from .traffic import Reader, udp
 
 pytestmark = pytest.mark.integration
 
@@ -134,3 +139,117 @@ def test_helper_unreachable_is_status_69(tmp_path: Path) -> None:
     result = tunguictl("list", env=env)
     assert result.returncode == 69
     assert "Cannot reach the system bus" in result.stderr
+
+
+def _capture_while_sending(netns: Netns, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``tunguictl capture ARGS`` while UDP datagrams go out through 192.0.2.1/24."""
+    proc = subprocess.Popen(
+        [*_argv(), "capture", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+
+    def done_or_send_one() -> bool:
+        # Until it has its packets: it may start after the first ones went by.
+        if proc.poll() is not None:
+            return True
+        subprocess.run(["ip", "netns", "exec", netns.name, *udp(1)], check=True)
+        return False
+
+    try:
+        wait_until(done_or_send_one, timeout=20, interval=0.1, what="tunguictl capture to end")
+        stdout, stderr = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+        proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+@pytest.fixture
+def captured_tun(helper: HelperProcess, clean_netns: Netns) -> Iterator[str]:
+    name = create(mode="tun", name="ctl%d", persist=True, addresses=["192.0.2.1/24"], up=True)
+    reader = Reader(clean_netns, name)  # a program holding it: it has carrier
+    yield name
+    reader.close()
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_capture_writes_pcapng_that_tshark_reads(
+    captured_tun: str, clean_netns: Netns, tmp_path: Path
+) -> None:
+    path = tmp_path / "capture.pcapng"
+    result = _capture_while_sending(
+        clean_netns, captured_tun, "-c", "5", "-s", "64", "-w", str(path)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "5 packets captured" in result.stderr
+    fields = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(path),
+            "-T",
+            "fields",
+            "-e",
+            "_ws.col.Protocol",
+            "-e",
+            "frame.cap_len",
+            "-e",
+            "frame.len",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    assert [line.split("\t") for line in fields if line] == [["UDP", "64", "124"]] * 5
+
+
+def test_capture_prints_a_line_per_packet(captured_tun: str, clean_netns: Netns) -> None:
+    result = _capture_while_sending(clean_netns, captured_tun, "-c", "3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert all(
+        " out " in line and "UDP 192.0.2.1:" in line and "192.0.2.2:9" in line for line in lines
+    )
+
+
+def test_capture_stops_cleanly_on_ctrl_c(captured_tun: str, helper: HelperProcess) -> None:
+    proc = subprocess.Popen(
+        [*_argv(), "capture", captured_tun, "-w", "/dev/null"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        wait_until(
+            lambda: _helper_captures(helper) == 1,
+            timeout=10,
+            what="the capture to start",
+            abort=lambda: None if proc.poll() is None else "tunguictl ended early",
+        )
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    assert "packets captured" in err
+    wait_until(lambda: _helper_captures(helper) == 0, timeout=5, what="the capture to end")
+
+
+def _helper_captures(helper: HelperProcess) -> int:
+    """Packet sockets the helper holds (one per running capture here)."""
+    # The helper's own view of /proc/net: its network namespace's sockets.
+    # A socket may be behind several fds (mmap keeps a duplicate of its fd).
+    packet_sockets = {
+        line.split()[-1]
+        for line in Path(f"/proc/{helper.pid}/net/packet").read_text().splitlines()[1:]
+    }
+    held = set()
+    for fd in Path(f"/proc/{helper.pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            held.add(str(fd.readlink()).removeprefix("socket:[").removesuffix("]"))
+    return len(held & packet_sockets)

@@ -21,7 +21,7 @@ def test_helper_never_imports_qt_or_the_front_end() -> None:
 
 def test_client_and_cli_need_no_qt() -> None:
     code = (
-        "import sys, tungui.cli, tungui.client;"
+        "import sys, tungui.cli, tungui.client, tungui.clicapture, tungui.decode;"
         "qt = ('PySide6', 'shiboken6');"
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in qt)))"
     )
