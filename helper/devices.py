@@ -383,8 +383,11 @@ class DeviceManager:
         link = self.find(name)
         if link.kind not in ("tun", "tap"):
             raise InvalidArgument(f"{name} is not a TUN or TAP device; packets go into those only.")
-        overhead = (4 if link.pi else 0) + (18 if link.kind == "tap" else 0)
-        shortest = (4 if link.pi else 0) + (14 if link.kind == "tap" else 20)
+        # What a program writes: packet information, a virtio-net header,
+        # then the frame (TAP) or the IP packet (TUN).
+        headers = (4 if link.pi else 0) + (tun.VNET_HDR_SIZE if link.vnet_hdr else 0)
+        overhead = headers + (18 if link.kind == "tap" else 0)
+        shortest = headers + (14 if link.kind == "tap" else 20)
         if not shortest <= len(packet) <= link.mtu + overhead:
             raise InvalidArgument(
                 f"A packet for {name} must be {shortest} to {link.mtu + overhead} bytes "

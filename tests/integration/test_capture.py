@@ -210,6 +210,20 @@ def test_a_packet_longer_than_the_mtu_is_refused(helper: HelperProcess, clean_ne
     assert "MTU 576" in refused.value.message
 
 
+def test_a_virtio_net_header_is_not_counted_against_the_mtu(
+    helper: HelperProcess, clean_netns: Netns
+) -> None:
+    from .helperbus import call
+    from .stack import DBusCallError
+
+    name = create(mode="tun", name="vnet%d", persist=True, mtu=576, vnet_hdr=True)
+    header = bytes(10)  # struct virtio_net_hdr: no checksum offload, no GSO
+    call("InjectPacket", "say", name, header + b"\x45" + b"\0" * 575)
+    with pytest.raises(DBusCallError) as refused:
+        call("InjectPacket", "say", name, header + b"\x45" + b"\0" * 576)
+    assert "must be 30 to 586 bytes" in refused.value.message
+
+
 # -- devices the helper holds: it reads them itself
 
 
