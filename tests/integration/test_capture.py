@@ -216,7 +216,7 @@ def test_a_virtio_net_header_is_not_counted_against_the_mtu(
     from .helperbus import call
     from .stack import DBusCallError
 
-    name = create(mode="tun", name="vnet%d", persist=True, mtu=576, vnet_hdr=True)
+    name = create(mode="tun", name="vnet%d", persist=True, mtu=576, vnet_hdr=True, up=True)
     header = bytes(10)  # struct virtio_net_hdr: no checksum offload, no GSO
     call("InjectPacket", "say", name, header + b"\x45" + b"\0" * 575)
     with pytest.raises(DBusCallError) as refused:
