@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,7 +25,7 @@ def helper_side() -> set[str]:
 
 def tungui_imports(module: Path) -> set[str]:
     """The modules of the tungui package that ``module`` imports, at any depth of its code."""
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(module.read_text())):
         if isinstance(node, ast.ImportFrom) and node.level == 1:
             if node.module:
@@ -52,3 +53,66 @@ def test_the_install_file_lists_the_same_modules() -> None:
     install = (REPO / "packaging/debian/tungui-helper.install").read_text()
     listed = set(re.findall(r"dist-packages/tungui/(\S+)", install))
     assert listed == helper_side()
+
+
+#: Top-level import name -> Debian package and PyPI distribution.
+THIRD_PARTY = {
+    "dbus_fast": ("python3-dbus-fast", "dbus-fast"),
+    "pyroute2": ("python3-pyroute2", "pyroute2"),
+    "dpkt": ("python3-dpkt", "dpkt"),
+    "pyqtgraph": ("python3-pyqtgraph", "pyqtgraph"),
+    "numpy": ("python3-numpy", "numpy"),
+    "PySide6": ("python3-pyside6.qtcore", "PySide6"),
+}
+#: The Flatpak's runtime (io.qt.PySide.BaseApp) brings these.
+FROM_THE_RUNTIME = {"PySide6", "shiboken6"}
+
+
+def third_party(paths: list[Path]) -> set[str]:
+    """Top-level names imported by these files that are not ours or the standard library."""
+    names: set[str] = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"tungui", "tungui_helper"}
+
+
+def debian_relations(package: str) -> set[str]:
+    """The packages a binary package depends on or recommends."""
+    control = (REPO / "packaging/debian/control").read_text()
+    stanza = control.split(f"Package: {package}\n", 1)[1].split("\nPackage: ", 1)[0]
+    found: set[str] = set()
+    for field in ("Depends", "Recommends"):
+        match = re.search(rf"^{field}:\n((?: .*\n)+)", stanza, re.MULTILINE)
+        if match:
+            lines = match.group(1).splitlines()
+            found.update(line.strip().rstrip(",").split()[0] for line in lines)
+    return found
+
+
+def test_every_import_is_known() -> None:
+    files = [*PACKAGE.glob("*.py"), *(REPO / "helper").glob("*.py")]
+    assert third_party(files) <= set(THIRD_PARTY) | FROM_THE_RUNTIME
+
+
+def test_debian_packages_bring_what_their_modules_import() -> None:
+    helper_files = [*(REPO / "helper").glob("*.py")] + [
+        PACKAGE / name for name in helper_side() if name.endswith(".py")
+    ]
+    window_files = [p for p in PACKAGE.glob("*.py") if p.name not in helper_side()]
+    helper_has = debian_relations("tungui-helper")
+    window_has = debian_relations("tungui") | helper_has
+    for files, has in ((helper_files, helper_has), (window_files, window_has)):
+        for name in third_party(files):
+            assert THIRD_PARTY[name][0] in has, f"{THIRD_PARTY[name][0]} is missing"
+
+
+def test_the_flatpak_pins_what_the_window_imports() -> None:
+    manifest = (REPO / "packaging/flatpak/io.github.tungui.TunGui.yml").read_text()
+    pinned = set(re.findall(r"^\s+([A-Za-z0-9_.-]+)==\S+ \\$", manifest, re.MULTILINE))
+    imported = third_party([*PACKAGE.glob("*.py"), *(REPO / "helper").glob("*.py")])
+    for name in imported - FROM_THE_RUNTIME:
+        assert THIRD_PARTY[name][1] in pinned, f"the Flatpak does not pin {THIRD_PARTY[name][1]}"
