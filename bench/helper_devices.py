@@ -89,6 +89,9 @@ class Figures:
     count: int = 0
     helper_create: float = 0.0
     helper_delete: float = 0.0
+    #: The same loop with ``--reuse-authorization 0``: polkit asked every call.
+    asking_create: float = 0.0
+    asking_delete: float = 0.0
     ip_add: float = 0.0
     ip_del: float = 0.0
     listed: int = 0
@@ -147,6 +150,12 @@ def report(f: Figures) -> str:
             f"  {what + ' only':<25} helper {h:6.2f} s   ip loop {i:6.2f} s   "
             f"ratio {h / i:4.2f}   ({1000 * h / f.count:.1f} vs {1000 * i / f.count:.1f} ms each)"
         )
+    asking = f.asking_create + f.asking_delete
+    lines.append(
+        f"  {'asking polkit every call':<25} helper {asking:6.2f} s   ip loop {total_ip:6.2f} s   "
+        f"ratio {asking / total_ip:4.2f}   (--reuse-authorization 0: "
+        f"{1000 * f.asking_create / f.count:.1f} ms a create)"
+    )
 
     lm, l90 = 1000 * median(f.list_times), 1000 * p90(f.list_times)
     im, i90 = 1000 * median(f.ip_show_times), 1000 * p90(f.ip_show_times)
@@ -274,6 +283,13 @@ async def helper_loop(client: HelperClient, netns: stack.Netns, count: int) -> t
     return t1 - t0, t3 - t2
 
 
+def restart(helper: TimedHelper, extra_args: list[str]) -> None:
+    """Start the helper again with other options."""
+    helper.stop()
+    helper.extra_args = extra_args
+    helper.start()
+
+
 async def count_listed(client: HelperClient, prefix: str) -> int:
     return sum(str(d["name"]).startswith(prefix) for d in await client.list_devices())
 
@@ -391,6 +407,12 @@ async def measure(
         f.ip_add, f.ip_del = ip_loop(reference, args.count)
         log(f"helper: {args.count} x CreateDevice, then DeleteDevice")
         f.helper_create, f.helper_delete = await helper_loop(client, netns, args.count)
+        log("the same, the helper asking polkit every call (--reuse-authorization 0)")
+        await asyncio.to_thread(restart, helper, ["--reuse-authorization", "0"])
+        name = await client.create_device(TAP_SPEC, interactive=False)  # warm up again
+        await client.delete_device(name, interactive=False)
+        f.asking_create, f.asking_delete = await helper_loop(client, netns, args.count)
+        await asyncio.to_thread(restart, helper, [])
 
         log(f"making {args.listed} TAP devices with ip -batch")
         await fill_namespace(client, netns, args.listed, directory, f)
