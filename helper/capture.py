@@ -256,7 +256,12 @@ class RingCapture(Capture):
             if exc.errno == errno.ENODEV:
                 raise Failed(f"{device} went away before its capture could start.") from None
             raise Failed(f"Could not capture on {device}: {exc.strerror}.") from None
-        super().__init__(device, client, on_end)
+        try:
+            super().__init__(device, client, on_end)
+        except OSError as exc:
+            ring.close()
+            packet.close()
+            raise Failed(f"Could not capture on {device}: {exc.strerror}.") from None
         self._ring = ring
         self._block = 0
         self._packet = packet
@@ -356,7 +361,16 @@ class HeldCapture(Capture):
         room = CAPTURE_MESSAGE_MAX - CAPTURE_HEADER.size - CAPTURE_SLOTS.size - 8
         self.slots = max(1, min(MAX_SLOTS, room // (self.stride + 12)))
         self._handle = handle
-        self._fds = [os.dup(fd) for fd in handle.fds]
+        self._fds: list[int] = []
+        try:
+            self._fds.extend(os.dup(fd) for fd in handle.fds)
+            self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            for fd in self._fds:
+                os.close(fd)
+            self._ours.close()
+            self.theirs.close()
+            raise Failed(f"Could not capture on {device}: {exc.strerror}.") from None
         # What waits in the queues was sent before the capture began (the
         # device had no reader): let it go, as a packet socket would not
         # have seen it either.  Done before the caller has the stream.
@@ -364,7 +378,6 @@ class HeldCapture(Capture):
             with contextlib.suppress(OSError):
                 for _ in range(1 << 16):
                     os.read(fd, 1 << 16)
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         #: Packets to inject, each with the future of its D-Bus call.
         self._incoming: collections.deque[tuple[bytes, concurrent.futures.Future[None]]] = (
             collections.deque()
