@@ -446,17 +446,26 @@ class HeldCapture(Capture):
         readv, now, monotonic = os.readv, time.time_ns, time.monotonic
         keep_one_in, skip, skipped_length = 1, 0, 0
         period_start, period_packets = monotonic(), 0
+        # A message is due at ``deadline`` (0: nothing waits to go out).
         count, deadline = 0, 0.0
         while not self._stopping and self._handle.fds:
             if not self._incoming:
-                wait = 200 if not count else max(0.0, (deadline - monotonic()) * 1000)
+                wait = 200 if not deadline else max(0.0, (deadline - monotonic()) * 1000)
                 for fd, _event in poller.poll(wait):
                     if fd == self._wake_r:
                         with contextlib.suppress(BlockingIOError):
                             os.read(self._wake_r, 4096)
             # One clock reading per wake-up, for every packet read in it:
             # one per packet can cost more than the read itself.
-            woke, start = now(), count
+            woke = now()
+            if skipped_length and self._incoming and count < count_max:
+                # An injected packet takes the next slot, where the last
+                # packet sampled out still is: that one goes out after all.
+                self.sampled -= 1
+                lengths[count], stamps[count] = skipped_length, woke
+                count += 1
+                skipped_length = 0
+            start = count
             count = self._write_incoming(slots, lengths, count)
             for fd in self._fds:
                 while count < count_max:
@@ -480,19 +489,20 @@ class HeldCapture(Capture):
                     count += 1
             if count > start:
                 stamps[start:count] = array("Q", [woke]) * (count - start)
-                if not start:
-                    deadline = monotonic() + BATCH_SECONDS
-            if count and (count == count_max or monotonic() >= deadline):
+            if (count or skipped_length) and not deadline:
+                deadline = monotonic() + BATCH_SECONDS
+            if deadline and (count == count_max or monotonic() >= deadline):
                 if skipped_length and count < count_max:
-                    # The last packet before the message goes out after all,
-                    # so that the counts are current when the traffic stops.
+                    # The last packet sampled out before the message goes
+                    # out after all, so that the message carries the counts
+                    # even when the traffic stops right after it.
                     self.sampled -= 1
                     lengths[count], stamps[count] = skipped_length, woke
                     count += 1
                     skipped_length = 0
-                if not self._send_slots(count, buffer, lengths, stamps):
+                if count and not self._send_slots(count, buffer, lengths, stamps):
                     return
-                count = 0
+                count, deadline = 0, 0.0
             if self.max_rate:
                 elapsed = monotonic() - period_start
                 if elapsed >= SAMPLING_PERIOD:
