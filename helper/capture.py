@@ -54,6 +54,7 @@ from .contract import (
     CAPTURE_FORMAT_SLOTS,
     CAPTURE_HEADER,
     CAPTURE_MESSAGE_MAX,
+    CAPTURE_RATE,
     CAPTURE_SLOTS,
 )
 from .errors import Failed, InvalidArgument
@@ -165,7 +166,7 @@ class Capture:
         """Begin streaming (after the caller has its end)."""
         self._loop = asyncio.get_running_loop()
         # Readable at the end of the stream (the reader closed its end), or
-        # if the reader writes, which it has no reason to: that is discarded.
+        # when the reader asks for another rate (CAPTURE_RATE).
         self._loop.add_reader(self._ours.fileno(), self._from_reader)
         self._begin()
 
@@ -197,6 +198,15 @@ class Capture:
         if not data:
             log.debug("capture of %s for %s: reader closed", self.device, self.client)
             self.stop()
+        elif len(data) == CAPTURE_RATE.size:
+            (max_rate,) = CAPTURE_RATE.unpack(data)
+            log.debug("capture of %s: at most %s packets/s", self.device, max_rate or "all")
+            self.set_max_rate(max_rate)
+        # Anything else the reader writes means nothing: it is let go.
+
+    def set_max_rate(self, max_rate: int) -> None:
+        """Sample above ``max_rate`` packets a second from now on (0: every packet)."""
+        raise NotImplementedError
 
     def _header(self, kind: int) -> bytes:
         return CAPTURE_HEADER.pack(min(self.dropped, _U32), min(self.sampled, _U32), kind, 0)
@@ -282,6 +292,15 @@ class RingCapture(Capture):
             self._loop.remove_reader(self._packet.fileno())
         self._ring.close()
         self._packet.close()
+
+    def set_max_rate(self, max_rate: int) -> None:
+        self.max_rate = max_rate
+        if not max_rate and self.keep_one_in != 1:
+            attach_filter(self._packet, capture_filter(self.snaplen))
+            self.keep_one_in = 1
+        # A first look soon, from what comes in from now on.
+        self._period_start, self._period_packets = time.monotonic(), 0
+        self._period = SAMPLING_PERIOD / 25
 
     def _kernel_drops(self) -> int:
         # Reading the statistics resets them: they add up to the total.
@@ -398,6 +417,11 @@ class HeldCapture(Capture):
         self._wake()
         return future
 
+    def set_max_rate(self, max_rate: int) -> None:
+        # The reading thread looks at it after each wake-up.
+        self.max_rate = max_rate
+        self._wake()
+
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError):
             os.write(self._wake_w, b"\0")
@@ -509,6 +533,8 @@ class HeldCapture(Capture):
                     offered = period_packets / elapsed
                     keep_one_in, skip = sampling_for(offered, self.max_rate), 0
                     period_start, period_packets = monotonic(), 0
+            elif keep_one_in != 1:  # the reader asked for every packet
+                keep_one_in, skip = 1, 0
 
     def _write_incoming(
         self, slots: list[list[memoryview]], lengths: array[int], count: int

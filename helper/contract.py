@@ -123,6 +123,9 @@ CAPTURE_FORMAT_BLOCK = 0
 CAPTURE_FORMAT_SLOTS = 1
 #: count, stride, prefix, snaplen.
 CAPTURE_SLOTS = struct.Struct("=IIII")
+#: The one message a reader may write on its stream: the packets a second it
+#: wants at most from now on (0: every packet), as StartCapture's max_rate.
+CAPTURE_RATE = struct.Struct("=I")
 CAPTURE_MAX_SNAPLEN = 262144
 CAPTURE_MIN_SNAPLEN = 64
 #: No message on a capture stream is longer.

@@ -20,6 +20,7 @@ from tungui_helper.contract import (
     CAPTURE_FORMAT_SLOTS,
     CAPTURE_HEADER,
     CAPTURE_MESSAGE_MAX,
+    CAPTURE_RATE,
     CAPTURE_SLOTS,
 )
 
@@ -114,6 +115,14 @@ def _slots(body: memoryview, dropped: int, sampled: int) -> list[Packet]:
             )
         )
     return packets
+
+
+def ask_rate(stream: socket.socket, max_rate: int) -> None:
+    """Ask for at most ``max_rate`` packets a second on this stream from now on (0: all).
+
+    The helper samples above it, as StartCapture's ``max_rate`` does.
+    """
+    stream.send(CAPTURE_RATE.pack(max_rate))
 
 
 def read_packets(stream: socket.socket, limit: int | None = None) -> Iterator[Packet]:

@@ -302,29 +302,14 @@ class Controller(QObject):
             return
         name = str(device["name"])
 
-        from .packetview import LIVE_RATE, PacketWindow
+        from .packetview import LIVE_RATE
 
         def opened(stream: object) -> None:
+            from .packetview import PacketWindow
+
             window = PacketWindow(device, stream, self.window)  # type: ignore[arg-type]
             window.setWindowFlag(Qt.WindowType.Window)
-            window.rate_wanted.connect(lambda rate: restart(window, rate))
             window.show()
-
-        def restart(window: PacketWindow, rate: int) -> None:
-            def reopened(stream: object) -> None:
-                if window.closing:
-                    stream.close()  # type: ignore[attr-defined]
-                else:
-                    window.replace_stream(stream)  # type: ignore[arg-type]
-
-            self._request(
-                "start_capture",
-                name,
-                max_rate=rate,
-                what=f"Capturing every packet of {name}…" if not rate else f"Sampling {name}…",
-                done=f"Capturing on {name}",
-                then=reopened,
-            )
 
         self._request(
             "start_capture",

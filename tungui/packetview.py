@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import icons
-from .capture import MESSAGE_MAX, Packet, parse_message
+from .capture import MESSAGE_MAX, Packet, ask_rate, parse_message
 from .decode import decode
 from .hexview import HexView
 from .pcapng import CaptureWriter
@@ -206,6 +206,11 @@ class StreamReader(QObject):
         self._thread.join(timeout=5)
         self._stream.close()
 
+    def ask_rate(self, max_rate: int) -> None:
+        """Ask the helper for at most ``max_rate`` packets a second (0: every packet)."""
+        with contextlib.suppress(OSError):  # the stream has ended
+            ask_rate(self._stream, max_rate)
+
     def write_to(self, writer: CaptureWriter | None, interface: int = 0) -> None:
         """Write every packet from now on with ``writer`` (None: stop writing)."""
         with self._lock:
@@ -263,13 +268,9 @@ class PacketWindow(QMainWindow):
     Args:
         device: the device dict (its name and kind).
         stream: the capture stream, for this window alone, asked for at
-            :data:`LIVE_RATE` packets a second at most.
+            :data:`LIVE_RATE` packets a second at most; while the window
+            captures to a file it asks the helper, on the stream, for all.
     """
-
-    #: The window wants a new stream at this many packets a second at most
-    #: (0: every packet, while capturing to a file); the owner answers with
-    #: :meth:`replace_stream`.
-    rate_wanted = Signal(int)
 
     def __init__(
         self, device: dict[str, Any], stream: socket.socket, parent: QWidget | None = None
@@ -286,10 +287,7 @@ class PacketWindow(QMainWindow):
         self.not_shown = 0
         self._dropped = 0
         self._sampled = 0
-        #: Counts of the streams this window read before its current one.
-        self._earlier_skipped = 0
-        self._earlier_written = 0
-        self._closing = False
+        self._written_before_file = 0
         self._file: BinaryIO | None = None
         self._writer: CaptureWriter | None = None
         self._file_interface = 0
@@ -361,48 +359,29 @@ class PacketWindow(QMainWindow):
         self._take_timer.setSingleShot(True)
         self._take_timer.setInterval(TAKE_INTERVAL_MS)
         self._take_timer.timeout.connect(self._take)
-        self.reader = self._read(stream)
+        self.reader = StreamReader(stream, self)
+        self.reader.ready.connect(self._take_soon)
+        self.reader.ended.connect(self._ended)
+        self.reader.start()
         self.resize(900, 560)
         self._update_status()
-
-    def _read(self, stream: socket.socket) -> StreamReader:
-        reader = StreamReader(stream, self)
-        reader.ready.connect(self._take_soon)
-        reader.ended.connect(self._ended)
-        reader.write_to(self._writer, self._file_interface)
-        reader.start()
-        return reader
-
-    def replace_stream(self, stream: socket.socket) -> None:
-        """Go on with a new capture stream (see :attr:`rate_wanted`)."""
-        old = self.reader
-        self.reader = self._read(stream)
-        old.ended.disconnect(self._ended)
-        old.stop()
-        self._take_from(old)
-        self._earlier_skipped += old.skipped
-        self._earlier_written += old.written
-        self._dropped = self._sampled = 0  # the new stream counts from zero
 
     @property
     def file_packets(self) -> int:
         """Packets written to the capture file so far."""
-        return self._earlier_written + self.reader.written
+        return self.reader.written - self._written_before_file
 
     @property
     def skipped(self) -> int:
         """Packets that came faster than the list could take them."""
-        return self._earlier_skipped + self.reader.skipped
+        return self.reader.skipped
 
     def _take_soon(self) -> None:
         if not self._take_timer.isActive():
             self._take_timer.start()
 
     def _take(self) -> None:
-        self._take_from(self.reader)
-
-    def _take_from(self, reader: StreamReader) -> None:
-        packets = reader.take()
+        packets = self.reader.take()
         if packets:
             self._dropped = packets[-1].dropped
             self._sampled = packets[-1].sampled
@@ -482,11 +461,10 @@ class PacketWindow(QMainWindow):
         self._writer = CaptureWriter(self._file)
         self._file_interface = self._writer.add_interface(self.device_name, self.model.link, 262144)
         self.file_path = path
-        # file_packets counts from here.
-        self._earlier_written = -self.reader.written
+        self._written_before_file = self.reader.written
         self.reader.write_to(self._writer, self._file_interface)
+        self.reader.ask_rate(0)  # a file gets every packet
         self.file_action.setChecked(True)
-        self.rate_wanted.emit(0)  # a file gets every packet
         self._update_status()
 
     def stop_file(self) -> None:
@@ -495,8 +473,7 @@ class PacketWindow(QMainWindow):
             self.reader.write_to(None)
             self._writer.close()
             self._writer = None
-            if not self._closing:
-                self.rate_wanted.emit(LIVE_RATE)
+            self.reader.ask_rate(LIVE_RATE)
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -523,13 +500,7 @@ class PacketWindow(QMainWindow):
         self.statusBar().showMessage(f"Saved {len(rows):,} packets to {path}", 5000)
         return len(rows)
 
-    @property
-    def closing(self) -> bool:
-        """Whether the window is closing (a new stream is then not wanted)."""
-        return self._closing
-
     def closeEvent(self, event: QCloseEvent) -> None:
-        self._closing = True
         self._status_timer.stop()
         self.reader.stop()
         self.stop_file()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tungui.capture import Packet, read_packets
+from tungui.capture import Packet, ask_rate, read_packets
 from tungui.client import HelperClient
 
 from .helperbus import busctl_argv, create
@@ -441,3 +441,53 @@ def test_a_held_capture_leaves_nothing_behind(helper: HelperProcess, clean_netns
     assert during == before + 1 + 2 + 2
     assert ended == b"", "the stream ends with the device"
     assert clean_netns.link(name) is None
+
+
+def _sampled_then_all(netns: Netns, name: str) -> tuple[int, list[Packet], int, list[Packet]]:
+    """Flood at max_rate 200, ask on the stream for every packet, flood again."""
+
+    def flood() -> int:
+        argv = ["ip", "netns", "exec", netns.name, *udp_for(1.5, 3000)]
+        return int(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+
+    async def scenario() -> tuple[int, list[Packet], int, list[Packet]]:
+        client = await HelperClient.connect(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
+        try:
+            if name == "transient":
+                device = await client.create_device(TRANSIENT_TUN)
+            else:
+                device = name
+            stream = await client.start_capture(device, snaplen=64, max_rate=200)
+            sent = await asyncio.to_thread(flood)
+            sampled_phase = await asyncio.to_thread(_until_quiet, stream)
+            ask_rate(stream, 0)
+            sent_again = await asyncio.to_thread(flood)
+            every_phase = await asyncio.to_thread(_until_quiet, stream)
+            return sent, sampled_phase, sent_again, every_phase
+        finally:
+            await client.close()
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("kind", ["held", "packet socket"])
+def test_the_reader_asks_for_every_packet_on_its_stream(
+    helper: HelperProcess, clean_netns: Netns, kind: str, request: pytest.FixtureRequest
+) -> None:
+    reader = None
+    if kind == "packet socket":  # a device the helper does not hold, drained by a program
+        tun = request.getfixturevalue("tun")
+        reader = Reader(clean_netns, tun)
+    try:
+        sent, first, sent_again, second = _sampled_then_all(
+            clean_netns, tun if reader else "transient"
+        )
+    finally:
+        if reader is not None:
+            reader.close()
+    udp = [p for p in first if p.data[0] >> 4 == 4]
+    assert len(udp) < sent / 2 and first[-1].sampled > 0, "sampled at first"
+    udp_again = [p for p in second if p.data[0] >> 4 == 4]
+    # The request goes on the stream, with no answer: the first moments of
+    # the second flood may still be sampled.
+    assert len(udp_again) >= 0.9 * sent_again, f"{len(udp_again)} of {sent_again}"
