@@ -79,6 +79,9 @@ _REQ3 = struct.Struct("=IIIIIII")
 #: In struct tpacket_block_desc: block_status, num_pkts, offset_to_first_pkt, blk_len.
 _BLOCK = struct.Struct("=IIII")
 _BLOCK_STATUS = 8
+#: In struct tpacket_block_desc: ts_first_pkt and ts_last_pkt (seconds, nanoseconds).
+_TS2 = struct.Struct("=IIII")
+_TS_FIRST = 32
 _STATS = struct.Struct("=III")  # tpacket_stats_v3: packets, drops, freeze_q_cnt
 BLOCK_SIZE = 1 << 18
 BLOCKS = 16
@@ -279,6 +282,8 @@ class RingCapture(Capture):
         self.keep_one_in = 1
         self._period_start = time.monotonic()
         self._period_packets = 0
+        #: The fastest rate a full block showed this period (packets/s).
+        self._period_burst = 0.0
         # The first look comes sooner: a flood already on when the capture
         # starts would fill the ring in a full period.
         self._period = SAMPLING_PERIOD / 25
@@ -300,6 +305,7 @@ class RingCapture(Capture):
             self.keep_one_in = 1
         # A first look soon, from what comes in from now on.
         self._period_start, self._period_packets = time.monotonic(), 0
+        self._period_burst = 0.0
         self._period = SAMPLING_PERIOD / 25
 
     def _kernel_drops(self) -> int:
@@ -317,6 +323,13 @@ class RingCapture(Capture):
             if not status & TP_STATUS_USER:
                 break
             self._period_packets += packets
+            if length > BLOCK_SIZE // 2 and packets > 1:
+                # A block filled by a burst: the kernel's timestamps of its
+                # first and last packets say how fast they came.
+                first_s, first_ns, last_s, last_ns = _TS2.unpack_from(ring, offset + _TS_FIRST)
+                span = (last_s - first_s) * 1_000_000_000 + last_ns - first_ns
+                rate = packets * self.keep_one_in * 1e9 / max(span, 1_000_000)
+                self._period_burst = max(self._period_burst, rate)
             self.sampled += packets * (self.keep_one_in - 1)
             message = self._header(CAPTURE_FORMAT_BLOCK) + ring[offset : offset + length]
             struct.pack_into("=I", ring, offset + _BLOCK_STATUS, TP_STATUS_KERNEL)
@@ -332,10 +345,14 @@ class RingCapture(Capture):
             return
         now = time.monotonic()
         elapsed = now - self._period_start
-        if elapsed < self._period:
+        # A flood after a quiet spell shows in its first full block; it is
+        # not waited for, nor averaged with the quiet.
+        burst = sampling_for(self._period_burst, self.max_rate) > 1.1 * self.keep_one_in
+        if elapsed < self._period and not burst:
             return
-        offered = self._period_packets * self.keep_one_in / elapsed
+        offered = max(self._period_packets * self.keep_one_in / elapsed, self._period_burst)
         self._period_start, self._period_packets, self._period = now, 0, SAMPLING_PERIOD
+        self._period_burst = 0.0
         keep_one_in = sampling_for(offered, self.max_rate)
         # Not for every wobble of the rate: one attach is a syscall and a
         # new program to check.
