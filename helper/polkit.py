@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 ALLOW_USER_INTERACTION = 0x1
 #: Seconds a "yes" is reused for the same caller and action.
 GRANT_LIFETIME = 1.0
+#: Expired answers are swept when this many are kept.
+_PRUNE_AT = 256
 #: The detail polkit adds to a "yes" that rests on a temporary authorization.
 TEMPORARY_AUTHORIZATION = "polkit.temporary_authorization_id"
 
@@ -140,7 +142,12 @@ class Authority:
             # Without the interactive flag, polkit said yes without a
             # password; with it, the "yes" may have been a one-shot
             # authentication unless polkit keeps it as temporary.
-            self._granted[key] = self._clock() + self._lifetime
+            now = self._clock()
+            if len(self._granted) >= _PRUNE_AT:
+                # Callers that left while polkit answered are not forgotten
+                # by name; their answers expire like any other.
+                self._granted = {k: t for k, t in self._granted.items() if t > now}
+            self._granted[key] = now + self._lifetime
         return decision
 
     async def _ask(

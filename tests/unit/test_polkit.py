@@ -186,3 +186,12 @@ def test_a_lifetime_of_zero_asks_every_time(polkit: FakePolkit, clock: Clock) ->
     ask(auth)
     ask(auth)
     assert len(polkit.questions) == 2
+
+
+def test_answers_of_callers_long_gone_are_swept(polkit: FakePolkit, clock: Clock) -> None:
+    auth = authority(polkit, clock)
+    for n in range(300):
+        asyncio.run(auth.check(f":1.{n}", Action.MANAGE, interactive=False))
+        clock.now += 0.01
+    # At most a second's worth of answers (100 here) outlives each sweep.
+    assert len(auth._granted) < 200
