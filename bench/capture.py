@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from benchlib import compile_c, cpu_seconds  # noqa: E402
 from integration import stack  # noqa: E402
 
 DRAIN_C = r"""
@@ -84,20 +85,6 @@ int main(int argc, char **argv) {
     return 0;
 }
 """
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def compile_c(directory: Path, name: str, source: str) -> str:
-    path = directory / f"{name}.c"
-    path.write_text(source)
-    binary = directory / name
-    subprocess.run(["cc", "-O2", "-o", str(binary), str(path)], check=True)
-    return str(binary)
 
 
 def tx_packets(netns: stack.Netns, name: str) -> int:

@@ -44,7 +44,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from capture import DRAIN_C, FLOOD_C, compile_c, cpu_seconds  # noqa: E402
+from benchlib import compile_c, cpu_seconds, log  # noqa: E402
+from capture import DRAIN_C, FLOOD_C  # noqa: E402
 from integration import stack  # noqa: E402
 
 PYTHON_READER = """
@@ -85,11 +86,6 @@ int main(int argc, char **argv) {
     return 0;
 }
 """
-
-
-def log(text: str) -> None:
-    """Progress, on stderr; the figures go to stdout."""
-    print(f"[bench] {text}", file=sys.stderr, flush=True)
 
 
 def tx(netns: stack.Netns, name: str) -> tuple[int, int]:

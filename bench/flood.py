@@ -67,13 +67,20 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The integration tests' stack (``integration.stack``) is the real stack.
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
+from benchlib import (  # noqa: E402
+    compile_c,
+    cpu_ticks,
+    log,
+    raise_interrupt,
+    remove_stale_netns,
+    teardown,
+)
 from integration import stack  # noqa: E402
 
 #: Namespace and temporary directory of a run: tungui-bench-flood-<pid>.
@@ -147,11 +154,6 @@ int main(int argc, char **argv) {
     return 0;
 }
 """
-
-
-def log(text: str) -> None:
-    """Progress, on stderr; the figures go to stdout."""
-    print(f"[flood] {text}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -348,13 +350,6 @@ class FrontEnd:
 
 # --------------------------------------------------------------------------
 # What is sampled
-
-
-def cpu_ticks(pid: int, tid: int | None = None) -> int:
-    """utime + stime of a process (all its threads), or of one of its threads."""
-    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
-    fields = Path(path).read_text("ascii").rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
 
 
 def memory(pid: int) -> tuple[int, int]:
@@ -820,20 +815,6 @@ def report(runs: Sequence[Run], args: argparse.Namespace) -> str:
 # Setting up, tearing down
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-def remove_stale_netns() -> None:
-    """Delete namespaces of runs that died without cleaning up."""
-    for line in stack.run(["ip", "netns", "list"]).stdout.splitlines():
-        name = line.split()[0] if line.strip() else ""
-        pid = name.removeprefix(NETNS_PREFIX)
-        if name.startswith(NETNS_PREFIX) and pid.isdigit() and not stack.pid_alive(int(pid)):
-            log(f"removing the namespace {name} of a dead run")
-            stack.run(["ip", "netns", "del", name], check=False)
-
-
 def bench_pythonpath(shim: Path) -> str:
     """PYTHONPATH under which the helper and the window are this tree's code.
 
@@ -843,27 +824,6 @@ def bench_pythonpath(shim: Path) -> str:
     shim.mkdir(parents=True, exist_ok=True)
     (shim / "tungui_helper").symlink_to(REPO_ROOT / "helper", target_is_directory=True)
     return os.pathsep.join([str(shim), str(REPO_ROOT)])
-
-
-def compile_c(directory: Path, name: str, source: str) -> str:
-    path = directory / f"{name}.c"
-    path.write_text(source)
-    binary = directory / name
-    stack.run(["cc", "-O2", "-o", str(binary), str(path)])
-    return str(binary)
-
-
-def teardown(steps: Sequence[tuple[str, Callable[[], object]]]) -> None:
-    """Run every step, even when one fails or the user presses Ctrl+C again."""
-    for what, step in steps:
-        for _attempt in range(3):
-            try:
-                step()
-            except KeyboardInterrupt:
-                continue
-            except Exception as exc:
-                log(f"cleaning up {what} failed: {exc}")
-            break
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -894,8 +854,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print("cannot run: " + "; ".join(missing), file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    remove_stale_netns()
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    remove_stale_netns(NETNS_PREFIX)
     stack.remove_stale_rules()
 
     directory = stack.make_shared_tmpdir(NETNS_PREFIX)

@@ -38,16 +38,16 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The integration tests' stack (``integration.stack``) is the real stack.
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
+from benchlib import cpu_ticks, log, raise_interrupt, remove_stale_netns, teardown  # noqa: E402
 from dbus_fast import Message, MessageType  # noqa: E402
 from integration import stack  # noqa: E402
 
@@ -71,11 +71,6 @@ print(json.dumps({
     "pyroute2": m.version("pyroute2"),
 }))
 """
-
-
-def log(text: str) -> None:
-    """Progress, on stderr; the figures go to stdout."""
-    print(f"[bench] {text}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -198,28 +193,11 @@ class TimedHelper(stack.HelperProcess):
         return super().argv
 
 
-def remove_stale_netns() -> None:
-    """Delete namespaces of benchmark runs that died without cleaning up."""
-    for line in stack.run(["ip", "netns", "list"]).stdout.splitlines():
-        name = line.split()[0] if line.strip() else ""
-        pid = name.removeprefix(NETNS_PREFIX).removesuffix("-ip")
-        if name.startswith(NETNS_PREFIX) and pid.isdigit() and not stack.pid_alive(int(pid)):
-            log(f"removing the namespace {name} of a dead run")
-            stack.run(["ip", "netns", "del", name], check=False)
-
-
 def python_versions(python: str, env: dict[str, str]) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(
         stack.run([python, "-c", VERSIONS_CODE], env=env, cwd=REPO_ROOT).stdout
     )
     return result
-
-
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of a process (all its threads), in clock ticks."""
-    stat = Path(f"/proc/{pid}/stat").read_text("ascii")
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[11]) + int(fields[12])
 
 
 async def wait_idle(pid: int, *, timeout: float = 60.0) -> None:
@@ -433,10 +411,6 @@ async def measure(
 # Setting up, tearing down
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -473,8 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print("cannot run: " + "; ".join(missing), file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    remove_stale_netns()
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    remove_stale_netns(NETNS_PREFIX)
     stack.remove_stale_rules()
 
     directory = stack.make_shared_tmpdir(NETNS_PREFIX)
@@ -521,19 +495,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print(report(f))
     return 0
-
-
-def teardown(steps: Sequence[tuple[str, Callable[[], object]]]) -> None:
-    """Run every step, even when one fails or the user presses Ctrl+C again."""
-    for what, step in steps:
-        for _attempt in range(3):
-            try:
-                step()
-            except KeyboardInterrupt:
-                continue
-            except Exception as exc:
-                log(f"cleaning up {what} failed: {exc}")
-            break
 
 
 if __name__ == "__main__":

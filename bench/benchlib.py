@@ -1,0 +1,70 @@
+"""What the benchmark scripts share: progress, CPU time, C programs, cleaning up."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+REPO = Path(__file__).resolve().parents[1]
+# The integration tests' stack (``integration.stack``) is the real stack.
+sys.path.insert(0, str(REPO / "tests"))
+
+from integration import stack  # noqa: E402
+
+
+def log(text: str) -> None:
+    """Progress, on stderr; the figures go to stdout."""
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+def cpu_ticks(pid: int, tid: int | None = None) -> int:
+    """utime + stime of a process (all its threads), or of one of its threads."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    fields = Path(path).read_text("ascii").rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, in seconds."""
+    return cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
+
+
+def compile_c(directory: Path, name: str, source: str) -> str:
+    """Compile a C program of a benchmark; the path of the binary."""
+    path = directory / f"{name}.c"
+    path.write_text(source)
+    binary = directory / name
+    subprocess.run(["cc", "-O2", "-o", str(binary), str(path)], check=True)
+    return str(binary)
+
+
+def remove_stale_netns(prefix: str) -> None:
+    """Delete namespaces ``<prefix><pid>[-…]`` of runs that died without cleaning up."""
+    for line in stack.run(["ip", "netns", "list"]).stdout.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        pid = name.removeprefix(prefix).split("-", 1)[0]
+        if name.startswith(prefix) and pid.isdigit() and not stack.pid_alive(int(pid)):
+            log(f"removing the namespace {name} of a dead run")
+            stack.run(["ip", "netns", "del", name], check=False)
+
+
+def raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    """A SIGTERM handler: clean up as on Ctrl+C."""
+    raise KeyboardInterrupt
+
+
+def teardown(steps: Sequence[tuple[str, Callable[[], object]]]) -> None:
+    """Run every step, even when one fails or the user presses Ctrl+C again."""
+    for what, step in steps:
+        for _attempt in range(3):
+            try:
+                step()
+            except KeyboardInterrupt:
+                continue
+            except Exception as exc:
+                log(f"cleaning up {what} failed: {exc}")
+            break
