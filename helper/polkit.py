@@ -41,7 +41,8 @@ _PRUNE_AT = 256
 #: The detail polkit adds to a "yes" that rests on a temporary authorization.
 TEMPORARY_AUTHORIZATION = "polkit.temporary_authorization_id"
 
-_POLKIT_CHANGED = (
+#: The match rule that routes polkit's ``Changed`` signal to the helper.
+CHANGED_RULE = (
     f"type='signal',sender='{POLKIT_BUS_NAME}',path='{POLKIT_PATH}',"
     f"interface='{POLKIT_INTERFACE}',member='Changed'"
 )
@@ -74,19 +75,12 @@ class Authority:
         #: that was on its way during the change is not kept.
         self._generation = 0
 
-    async def follow_changes(self) -> None:
-        """Listen for polkit's ``Changed`` signal (clients leaving come through :meth:`forget`)."""
+    def follow_changes(self) -> None:
+        """Listen for polkit's ``Changed`` signal, which the bus routes by :data:`CHANGED_RULE`.
+
+        Clients leaving come through :meth:`forget`.
+        """
         self._bus.add_message_handler(self._on_signal)
-        await self._bus.call(
-            Message(
-                destination="org.freedesktop.DBus",
-                path="/org/freedesktop/DBus",
-                interface="org.freedesktop.DBus",
-                member="AddMatch",
-                signature="s",
-                body=[_POLKIT_CHANGED],
-            )
-        )
 
     def _on_signal(self, msg: Message) -> bool:
         # Anyone may send a signal that looks like polkit's; the worst a fake

@@ -17,7 +17,7 @@ from .devices import DeviceManager
 from .dispatch import PUBLIC, Dispatcher, FdReply, method
 from .errors import Failed
 from .marshalled import MarshalledBody
-from .polkit import GRANT_LIFETIME, Authority
+from .polkit import CHANGED_RULE, GRANT_LIFETIME, Authority
 from .table import Delta
 from .tun import VNET_HDR_SIZE
 from .wire import wire
@@ -88,7 +88,8 @@ class HelperService:
         await self.devices.start()
         self.bus.add_message_handler(self._client_gone)
         await self._bus_call("AddMatch", "s", [_NAME_OWNER_GONE])
-        await self.authority.follow_changes()
+        self.authority.follow_changes()
+        await self._bus_call("AddMatch", "s", [CHANGED_RULE])
         self.bus.add_message_handler(self.dispatcher.handle)
 
     def close(self) -> None:

@@ -31,8 +31,6 @@ class FakePolkit:
 
     async def call(self, msg: Message) -> Message:
         msg.serial = len(self.questions) + 1
-        if msg.member == "AddMatch":
-            return Message.new_method_return(msg)
         subject, action, _details, flags, _cancel = msg.body
         self.questions.append((subject[1]["name"].value, action, flags))
         if self.hold is not None:
@@ -129,7 +127,7 @@ def test_a_temporary_authorization_is_reused(polkit: FakePolkit, clock: Clock) -
 
 def test_polkit_changed_ends_every_reuse(polkit: FakePolkit, clock: Clock) -> None:
     auth = authority(polkit, clock)
-    asyncio.run(auth.follow_changes())
+    auth.follow_changes()
     ask(auth)
     polkit.signal_changed()
     polkit.answer = (False, False, {})
@@ -138,7 +136,7 @@ def test_polkit_changed_ends_every_reuse(polkit: FakePolkit, clock: Clock) -> No
 
 def test_an_answer_given_before_a_change_is_not_kept(polkit: FakePolkit, clock: Clock) -> None:
     auth = authority(polkit, clock)
-    asyncio.run(auth.follow_changes())
+    auth.follow_changes()
 
     async def scenario() -> None:
         polkit.hold = asyncio.Event()
