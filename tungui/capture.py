@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from tungui_helper.contract import (
@@ -23,6 +23,8 @@ from tungui_helper.contract import (
     CAPTURE_RATE,
     CAPTURE_SLOTS,
 )
+
+from .pcapng import CaptureWriter
 
 #: The largest message on a capture stream.
 MESSAGE_MAX = CAPTURE_MESSAGE_MAX
@@ -115,6 +117,18 @@ def _slots(body: memoryview, dropped: int, sampled: int) -> list[Packet]:
             )
         )
     return packets
+
+
+def write_packets(writer: CaptureWriter, interface: int, packets: Iterable[Packet]) -> None:
+    """Write captured packets to a pcapng file, each with its direction."""
+    for packet in packets:
+        writer.write(
+            interface,
+            packet.timestamp_ns,
+            packet.data,
+            packet.original_length,
+            inbound=not packet.outgoing,
+        )
 
 
 def ask_rate(stream: socket.socket, max_rate: int) -> None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .capture import MESSAGE_MAX, Packet, parse_message
+from .capture import MESSAGE_MAX, Packet, parse_message, write_packets
 from .cli import UsageError
 from .client import HelperClient
 from .pcapng import CaptureWriter
@@ -61,18 +61,14 @@ async def capture(client: HelperClient, args: argparse.Namespace, *, interactive
             packets = parse_message(message)
             if args.count is not None:
                 packets = packets[: args.count - count]
-            for packet in packets:
-                count += 1
-                dropped, sampled = packet.dropped, packet.sampled
-                if writer is not None and interface is not None:
-                    writer.write(
-                        interface,
-                        packet.timestamp_ns,
-                        packet.data,
-                        packet.original_length,
-                        inbound=not packet.outgoing,
-                    )
-                elif describe is not None:
+            if not packets:
+                continue
+            count += len(packets)
+            dropped, sampled = packets[-1].dropped, packets[-1].sampled
+            if writer is not None and interface is not None:
+                write_packets(writer, interface, packets)
+            elif describe is not None:
+                for packet in packets:
                     print(describe(packet), flush=True)
             if output is not None:
                 output.flush()

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import icons
-from .capture import MESSAGE_MAX, Packet, ask_rate, parse_message
+from .capture import MESSAGE_MAX, Packet, ask_rate, parse_message, write_packets
 from .decode import decode
 from .hexview import HexView
 from .pcapng import CaptureWriter
@@ -244,15 +244,7 @@ class StreamReader(QObject):
             return
         with self._lock:
             if self._writer is not None:
-                writer, interface = self._writer
-                for packet in packets:
-                    writer.write(
-                        interface,
-                        packet.timestamp_ns,
-                        packet.data,
-                        packet.original_length,
-                        inbound=not packet.outgoing,
-                    )
+                write_packets(*self._writer, packets)
                 self.written += len(packets)
             pending = self._pending
             self.skipped += max(0, len(pending) + len(packets) - (pending.maxlen or 0))
@@ -488,15 +480,7 @@ class PacketWindow(QMainWindow):
         rows = self.model.rows()
         with open(path, "wb") as file, CaptureWriter(file) as writer:
             interface = writer.add_interface(self.device_name, self.model.link, 262144)
-            for row in rows:
-                packet = row.packet
-                writer.write(
-                    interface,
-                    packet.timestamp_ns,
-                    packet.data,
-                    packet.original_length,
-                    inbound=not packet.outgoing,
-                )
+            write_packets(writer, interface, (row.packet for row in rows))
         self.statusBar().showMessage(f"Saved {len(rows):,} packets to {path}", 5000)
         return len(rows)
 
