@@ -30,8 +30,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from benchlib import compile_c, cpu_seconds  # noqa: E402
+from benchlib import compile_c, cpu_seconds, remove_stale_netns, teardown  # noqa: E402
 from integration import stack  # noqa: E402
+
+#: The namespace and temporary directory of a run: tungui-bench-cap-<pid>.
+NETNS_PREFIX = "tungui-bench-cap-"
 
 DRAIN_C = r"""
 #include <fcntl.h>
@@ -223,24 +226,23 @@ def main() -> int:
     if shutil.which("tcpdump") is None:
         print("tcpdump is not installed (apt-get install tcpdump)", file=sys.stderr)
         return 1
-    stack.remove_stale_netns()
-    directory = stack.make_shared_tmpdir("tungui-bench-capture-")
+    remove_stale_netns(NETNS_PREFIX)
+    directory = stack.make_shared_tmpdir(NETNS_PREFIX)
     build = Path(tempfile.mkdtemp())
     bus = stack.DBusDaemon(directory)
-    netns = stack.Netns(f"tungui-bench-cap-{os.getpid()}")
-    polkit = helper = None
-    drain = None
+    polkit = stack.PolkitDaemon(bus.address, directory)
+    netns = stack.Netns(f"{NETNS_PREFIX}{os.getpid()}")
+    helper = stack.HelperProcess(
+        bus.address, netns, directory, pythonpath=stack.python_path(directory / "shim")
+    )
+    drain: subprocess.Popen[str] | None = None
     try:
         drain_bin = compile_c(build, "drain", DRAIN_C)
         flood_bin = compile_c(build, "flood", FLOOD_C)
         bus.start()
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
-        polkit = stack.PolkitDaemon(bus.address, directory)
         polkit.start()
         netns.create()
-        helper = stack.HelperProcess(
-            bus.address, netns, directory, pythonpath=stack.python_path(directory / "shim")
-        )
         helper.start()
         netns.ip("tuntap", "add", "mode", "tun", "name", "flood0")
         netns.ip("address", "add", "192.0.2.1/24", "dev", "flood0")
@@ -275,16 +277,17 @@ def main() -> int:
         )
         return 0
     finally:
-        if drain is not None:
-            drain.kill()
-        if helper is not None and helper.running:
-            helper.stop()
-        if polkit is not None:
-            polkit.stop()
-        bus.stop()
-        netns.delete()
-        shutil.rmtree(directory, ignore_errors=True)
-        shutil.rmtree(build, ignore_errors=True)
+        teardown(
+            [
+                ("the C reader", lambda: drain is not None and drain.kill()),
+                ("helper", helper.kill),
+                ("polkitd", polkit.stop),
+                ("dbus-daemon", bus.stop),
+                (netns.name, netns.delete),
+                (str(directory), lambda: shutil.rmtree(directory)),
+                (str(build), lambda: shutil.rmtree(build)),
+            ]
+        )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import compile_c, cpu_seconds, log  # noqa: E402
+from benchlib import compile_c, cpu_seconds, log, remove_stale_netns, teardown  # noqa: E402
 from capture import DRAIN_C, FLOOD_C  # noqa: E402
 from integration import stack  # noqa: E402
 
@@ -59,6 +59,8 @@ while True:
 """
 
 ADDRESS = "192.0.2.1/24"
+#: The namespace and temporary directory of a run: tungui-bench-drain-<pid>.
+NETNS_PREFIX = "tungui-bench-drain-"
 
 #: Sends exactly argv[1] datagrams, as fast as it can.
 SEND_C = r"""
@@ -269,25 +271,23 @@ def main() -> int:
         print("needs two CPUs (the sender on one, the reader on the other)", file=sys.stderr)
         return 2
     os.sched_setaffinity(0, {0})  # this process reads the capture stream, beside the sender
-    stack.remove_stale_netns()
-    directory = stack.make_shared_tmpdir("tungui-bench-drain-")
+    remove_stale_netns(NETNS_PREFIX)
+    directory = stack.make_shared_tmpdir(NETNS_PREFIX)
     build = Path(tempfile.mkdtemp())
     bus = stack.DBusDaemon(directory)
-    netns = stack.Netns(f"tungui-bench-drain-{os.getpid()}")
-    polkit: stack.PolkitDaemon | None = None
-    helper: stack.HelperProcess | None = None
+    polkit = stack.PolkitDaemon(bus.address, directory)
+    netns = stack.Netns(f"{NETNS_PREFIX}{os.getpid()}")
+    helper = stack.HelperProcess(
+        bus.address, netns, directory, pythonpath=stack.python_path(directory / "shim")
+    )
     try:
         programs = Programs(
             flood=compile_c(build, "flood", FLOOD_C), send=compile_c(build, "send", SEND_C)
         )
         reader_c = compile_c(build, "drain", DRAIN_C)
         bus.start()
-        polkit = stack.PolkitDaemon(bus.address, directory)
         polkit.start()
         netns.create()
-        helper = stack.HelperProcess(
-            bus.address, netns, directory, pythonpath=stack.python_path(directory / "shim")
-        )
         helper.start()
         runs: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
         log("C read()")
@@ -320,14 +320,16 @@ def main() -> int:
         )
         return 0
     finally:
-        if helper is not None and helper.running:
-            helper.stop()
-        if polkit is not None:
-            polkit.stop()
-        bus.stop()
-        netns.delete()
-        shutil.rmtree(directory, ignore_errors=True)
-        shutil.rmtree(build, ignore_errors=True)
+        teardown(
+            [
+                ("helper", helper.kill),
+                ("polkitd", polkit.stop),
+                ("dbus-daemon", bus.stop),
+                (netns.name, netns.delete),
+                (str(directory), lambda: shutil.rmtree(directory)),
+                (str(build), lambda: shutil.rmtree(build)),
+            ]
+        )
 
 
 if __name__ == "__main__":
