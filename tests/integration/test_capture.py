@@ -443,8 +443,13 @@ def test_a_held_capture_leaves_nothing_behind(helper: HelperProcess, clean_netns
     assert clean_netns.link(name) is None
 
 
-def _sampled_then_all(netns: Netns, name: str) -> tuple[int, list[Packet], int, list[Packet]]:
-    """Flood at max_rate 200, ask on the stream for every packet, flood again."""
+def _sampled_then_all(
+    netns: Netns, name: str | None
+) -> tuple[int, list[Packet], int, list[Packet]]:
+    """Flood at max_rate 200, ask on the stream for every packet, flood again.
+
+    ``name`` None: on a transient TUN the helper holds (and reads).
+    """
 
     def flood() -> int:
         argv = ["ip", "netns", "exec", netns.name, *udp_for(1.5, 3000)]
@@ -453,10 +458,7 @@ def _sampled_then_all(netns: Netns, name: str) -> tuple[int, list[Packet], int, 
     async def scenario() -> tuple[int, list[Packet], int, list[Packet]]:
         client = await HelperClient.connect(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
         try:
-            if name == "transient":
-                device = await client.create_device(TRANSIENT_TUN)
-            else:
-                device = name
+            device = name or await client.create_device(TRANSIENT_TUN)
             stream = await client.start_capture(device, snaplen=64, max_rate=200)
             sent = await asyncio.to_thread(flood)
             sampled_phase = await asyncio.to_thread(_until_quiet, stream)
@@ -474,14 +476,12 @@ def _sampled_then_all(netns: Netns, name: str) -> tuple[int, list[Packet], int, 
 def test_the_reader_asks_for_every_packet_on_its_stream(
     helper: HelperProcess, clean_netns: Netns, kind: str, request: pytest.FixtureRequest
 ) -> None:
-    reader = None
+    tun = reader = None
     if kind == "packet socket":  # a device the helper does not hold, drained by a program
         tun = request.getfixturevalue("tun")
         reader = Reader(clean_netns, tun)
     try:
-        sent, first, sent_again, second = _sampled_then_all(
-            clean_netns, tun if reader else "transient"
-        )
+        sent, first, sent_again, second = _sampled_then_all(clean_netns, tun)
     finally:
         if reader is not None:
             reader.close()
