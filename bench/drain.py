@@ -298,9 +298,13 @@ def main() -> int:
         )
         log("the helper")
         runs["helper"] = asyncio.run(with_helper(bus.address, netns, helper, programs, args))
+        from tungui_helper import drain
+
+        loop = "C (tungui_helper._drain)" if drain.BUILT else "Python (not built)"
         print(
             f"Python {sys.version.split()[0]}; UDP datagrams (64-byte payloads) through a TUN, "
-            f"sender on CPU 0, reader on CPU 1; helper capture snap length {args.snaplen}"
+            f"sender on CPU 0, reader on CPU 1; helper capture snap length {args.snaplen}, "
+            f"read loop in {loop}"
         )
         print(f"flood, {args.seconds:g} s each:")
         for label, (flood, _backlog) in runs.items():

@@ -57,6 +57,7 @@ from .contract import (
     CAPTURE_RATE,
     CAPTURE_SLOTS,
 )
+from .drain import SlotReader
 from .errors import Failed, InvalidArgument
 from .tun import TunHandle
 from .validate import CaptureOptions
@@ -472,20 +473,12 @@ class HeldCapture(Capture):
         self._finish()
 
     def _read(self) -> None:
-        stride, count_max = self.stride, self.slots
-        buffer = memoryview(bytearray(stride * count_max))
-        # One prepared buffer list per slot for os.readv: the slot, then
-        # room for the rest of a long packet, which is let go (so a read
-        # still returns the packet's whole length).
-        rest = memoryview(bytearray(1 << 16))
-        slots = [[buffer[i * stride : (i + 1) * stride], rest] for i in range(count_max)]
-        lengths = array("I", bytes(4 * count_max))
+        count_max, reader = self.slots, SlotReader(self.slots, self.stride)
         stamps = array("Q", bytes(8 * count_max))
         poller = select.poll()
         for fd in (*self._fds, self._wake_r):
             poller.register(fd, select.POLLIN)
-        readv, now, monotonic = os.readv, time.time_ns, time.monotonic
-        keep_one_in, skip, skipped_length = 1, 0, 0
+        now, monotonic = time.time_ns, time.monotonic
         period_start, period_packets = monotonic(), 0
         # A message is due at ``deadline`` (0: nothing waits to go out).
         count, deadline = 0, 0.0
@@ -499,69 +492,58 @@ class HeldCapture(Capture):
             # One clock reading per wake-up, for every packet read in it:
             # one per packet can cost more than the read itself.
             woke = now()
-            if skipped_length and self._incoming and count < count_max:
+            if reader.skipped_length and self._incoming and count < count_max:
                 # An injected packet takes the next slot, where the last
                 # packet sampled out still is: that one goes out after all.
-                self.sampled -= 1
-                lengths[count], stamps[count] = skipped_length, woke
-                count += 1
-                skipped_length = 0
+                stamps[count] = woke
+                count = self._unskip(reader, count)
             start = count
-            count = self._write_incoming(slots, lengths, count)
+            count = self._write_incoming(reader, count)
             for fd in self._fds:
-                while count < count_max:
-                    try:
-                        n = readv(fd, slots[count])
-                    except BlockingIOError:
-                        break
-                    except OSError as exc:
-                        log.info("capture of %s ends: %s", self.device, os.strerror(exc.errno or 0))
-                        return
-                    period_packets += 1
-                    if keep_one_in > 1:
-                        skip = (skip + 1) % keep_one_in
-                        if skip:
-                            # Left in its slot, to be overwritten by the next.
-                            self.sampled += 1
-                            skipped_length = n
-                            continue
-                    skipped_length = 0
-                    lengths[count] = n
-                    count += 1
+                kept = count
+                count, read, error = reader.read(fd, count)
+                period_packets += read
+                self.sampled += read - (count - kept)
+                if error:
+                    log.info("capture of %s ends: %s", self.device, os.strerror(error))
+                    return
             if count > start:
                 stamps[start:count] = array("Q", [woke]) * (count - start)
-            if (count or skipped_length) and not deadline:
+            if (count or reader.skipped_length) and not deadline:
                 deadline = monotonic() + BATCH_SECONDS
             if deadline and (count == count_max or monotonic() >= deadline):
-                if skipped_length and count < count_max:
+                if reader.skipped_length and count < count_max:
                     # The last packet sampled out before the message goes
                     # out after all, so that the message carries the counts
                     # even when the traffic stops right after it.
-                    self.sampled -= 1
-                    lengths[count], stamps[count] = skipped_length, woke
-                    count += 1
-                    skipped_length = 0
-                if count and not self._send_slots(count, buffer, lengths, stamps):
+                    stamps[count] = woke
+                    count = self._unskip(reader, count)
+                if count and not self._send_slots(count, reader, stamps):
                     return
                 count, deadline = 0, 0.0
             if self.max_rate:
                 elapsed = monotonic() - period_start
                 if elapsed >= SAMPLING_PERIOD:
-                    offered = period_packets / elapsed
-                    keep_one_in, skip = sampling_for(offered, self.max_rate), 0
+                    reader.sample(sampling_for(period_packets / elapsed, self.max_rate))
                     period_start, period_packets = monotonic(), 0
-            elif keep_one_in != 1:  # the reader asked for every packet
-                keep_one_in, skip = 1, 0
+            else:  # the reader asked for every packet
+                reader.sample(1)
 
-    def _write_incoming(
-        self, slots: list[list[memoryview]], lengths: array[int], count: int
-    ) -> int:
+    def _unskip(self, reader: SlotReader, count: int) -> int:
+        """Keep the last packet sampled out, still in slot ``count``; return the slots used."""
+        self.sampled -= 1
+        reader.lengths[count] = reader.skipped_length
+        reader.skipped_length = 0
+        return count + 1
+
+    def _write_incoming(self, reader: SlotReader, count: int) -> int:
         """Write the packets waiting to go into the device; slot them after ``count``.
 
         Returns:
             The slots now used.
         """
-        while self._incoming and count < len(slots):
+        stride = reader.stride
+        while self._incoming and count < len(reader.lengths):
             packet, future = self._incoming.popleft()
             try:
                 os.write(self._fds[0], packet)
@@ -573,24 +555,22 @@ class HeldCapture(Capture):
                 )
                 continue
             future.set_result(None)
-            slot = slots[count][0]
-            slot[: min(len(packet), len(slot))] = packet[: len(slot)]
-            lengths[count] = len(packet) | INCOMING
+            kept = min(len(packet), stride)
+            reader.buffer[count * stride : count * stride + kept] = packet[:kept]
+            reader.lengths[count] = len(packet) | INCOMING
             count += 1
         return count
 
-    def _send_slots(
-        self, count: int, buffer: memoryview, lengths: array[int], stamps: array[int]
-    ) -> bool:
+    def _send_slots(self, count: int, reader: SlotReader, stamps: array[int]) -> bool:
         pad = b"\0\0\0\0" if count % 2 else b""  # the timestamps are 8-aligned
         return self._send(
             [
                 self._header(CAPTURE_FORMAT_SLOTS),
                 CAPTURE_SLOTS.pack(count, self.stride, self.prefix, self.snaplen),
-                memoryview(lengths)[:count],
+                memoryview(reader.lengths)[:count],
                 pad,
                 memoryview(stamps)[:count],
-                buffer[: count * self.stride],
+                memoryview(reader.buffer)[: count * self.stride],
             ],
             count,
         )
