@@ -32,7 +32,7 @@
 #include <sys/uio.h>
 
 static PyObject *
-read_slots(PyObject *self, PyObject *args)
+read_slots(PyObject *Py_UNUSED(self), PyObject *args)
 {
     int fd;
     Py_buffer buffer, rest, lengths;

@@ -116,3 +116,15 @@ def test_the_flatpak_pins_what_the_window_imports() -> None:
     imported = third_party([*PACKAGE.glob("*.py"), *(REPO / "helper").glob("*.py")])
     for name in imported - FROM_THE_RUNTIME:
         assert THIRD_PARTY[name][1] in pinned, f"the Flatpak does not pin {THIRD_PARTY[name][1]}"
+
+
+def test_the_package_with_the_c_module_is_built_per_architecture() -> None:
+    # setup.py builds tungui_helper._drain (a C module): the package holding
+    # tungui_helper must be built per architecture and depend on its libraries.
+    setup = (REPO / "setup.py").read_text()
+    assert '"tungui_helper._drain"' in setup
+    control = (REPO / "packaging/debian/control").read_text()
+    stanza = control.split("Package: tungui-helper\n", 1)[1].split("\nPackage: ", 1)[0]
+    assert re.search(r"^Architecture: any$", stanza, re.MULTILINE)
+    assert "${shlibs:Depends}" in stanza
+    assert re.search(r"^ python3-all-dev,$", control, re.MULTILINE)
