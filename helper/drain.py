@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 from array import array
-from typing import NamedTuple, Protocol
+from collections.abc import Callable
+from typing import NamedTuple
 
 #: Room after a slot for the rest of a long packet, which is let go.
 REST = 1 << 16
@@ -29,28 +30,15 @@ class Drained(NamedTuple):
     error: int
 
 
-class _ReadSlots(Protocol):
-    def __call__(
-        self,
-        fd: int,
-        buffer: bytearray,
-        stride: int,
-        rest: bytearray,
-        lengths: array[int],
-        count: int,
-        keep_one_in: int,
-        skip: int,
-        skipped_length: int,
-        /,
-    ) -> tuple[int, int, int, int, int]: ...
+def _native_loop() -> Callable[..., tuple[int, int, int, int, int]] | None:
+    try:
+        from ._drain import read_slots
+    except ImportError:  # not built: SlotReader reads in Python
+        return None
+    return read_slots
 
 
-_read_slots_c: _ReadSlots | None
-try:
-    from ._drain import read_slots as _read_slots_c
-except ImportError:  # not built: the Python loop below does the same
-    _read_slots_c = None
-
+_read_slots_c = _native_loop()
 #: Whether the C loop was built.
 BUILT = _read_slots_c is not None
 
@@ -76,15 +64,13 @@ class SlotReader:
         #: Length of the last packet sampled out, which is still in the
         #: first free slot (0: none is).
         self.skipped_length = 0
-        self._read_slots: _ReadSlots = (
-            _read_slots_c if native and _read_slots_c is not None else self._read_slots_py
-        )
+        self._native = native and _read_slots_c is not None
         self._views: list[list[memoryview]] | None = None
 
     @property
     def native(self) -> bool:
         """Whether the C loop reads."""
-        return self._read_slots is _read_slots_c
+        return self._native
 
     def sample(self, keep_one_in: int) -> None:
         """Keep one packet in ``keep_one_in`` from now on."""
@@ -96,7 +82,9 @@ class SlotReader:
 
         Reads until the queue is empty or every slot is used.
         """
-        count, read, self._skip, self.skipped_length, error = self._read_slots(
+        if not self._native or _read_slots_c is None:
+            return self._read_py(fd, count)
+        count, read, self._skip, self.skipped_length, error = _read_slots_c(
             fd,
             self.buffer,
             self.stride,
@@ -109,41 +97,33 @@ class SlotReader:
         )
         return Drained(count, read, error)
 
-    def _read_slots_py(
-        self,
-        fd: int,
-        buffer: bytearray,
-        stride: int,
-        rest: bytearray,
-        lengths: array[int],
-        count: int,
-        keep_one_in: int,
-        skip: int,
-        skipped_length: int,
-        /,
-    ) -> tuple[int, int, int, int, int]:
+    def _read_py(self, fd: int, count: int) -> Drained:
         """The C loop's twin (see ``_drain.c``)."""
         if self._views is None:
-            whole, tail = memoryview(buffer), memoryview(rest)
+            whole, rest, stride = memoryview(self.buffer), memoryview(self._rest), self.stride
             self._views = [
-                [whole[i * stride : (i + 1) * stride], tail] for i in range(len(lengths))
+                [whole[i * stride : (i + 1) * stride], rest] for i in range(len(self.lengths))
             ]
-        slots, readv, read = self._views, os.readv, 0
-        while count < len(slots):
-            try:
-                n = readv(fd, slots[count])
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                return count, read, skip, skipped_length, exc.errno or 0
-            read += 1
-            if keep_one_in > 1:
-                skip = (skip + 1) % keep_one_in
-                if skip:
-                    # Left in its slot, to be overwritten by the next.
-                    skipped_length = n
-                    continue
-            skipped_length = 0
-            lengths[count] = n
-            count += 1
-        return count, read, skip, skipped_length, 0
+        slots, lengths, readv, read = self._views, self.lengths, os.readv, 0
+        keep_one_in, skip, skipped = self.keep_one_in, self._skip, self.skipped_length
+        try:
+            while count < len(slots):
+                try:
+                    n = readv(fd, slots[count])
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    return Drained(count, read, exc.errno or 0)
+                read += 1
+                if keep_one_in > 1:
+                    skip = (skip + 1) % keep_one_in
+                    if skip:
+                        # Left in its slot, to be overwritten by the next.
+                        skipped = n
+                        continue
+                skipped = 0
+                lengths[count] = n
+                count += 1
+        finally:
+            self._skip, self.skipped_length = skip, skipped
+        return Drained(count, read, 0)
