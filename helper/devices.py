@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,12 @@ class DeviceManager:
         self._lock = asyncio.Lock()
         self._recheck: set[str] = set()
         self._recheck_timer: asyncio.TimerHandle | None = None
+        # Link events are numbered as they are read.  While reads back are
+        # on their way, the number of each link's last event is kept, so a
+        # read back knows whether an event came after it was asked for.
+        self._event_serial = 0
+        self._reads_back = 0
+        self._last_event: dict[str, int] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------- lifetime
@@ -81,8 +87,7 @@ class DeviceManager:
 
     async def refresh(self, *names: str) -> None:
         """Read links again, by name (for the delayed re-check)."""
-        infos = await self.links.run(lambda: [self.links.lookup(name) for name in names])
-        self._apply_read(infos)
+        await self._read_back(lambda: [self.links.lookup(name) for name in names])
 
     async def refresh_index(self, index: int) -> None:
         """Read a link again after changing it.
@@ -91,15 +96,29 @@ class DeviceManager:
         persist, a program attaching) with no netlink event, so after its
         own changes the helper reads the link back.
         """
-        info = await self.links.run(lambda: self.links.read(index))
-        self._apply_read([info])
+        await self._read_back(lambda: [self.links.read(index)])
 
-    def _apply_read(self, infos: list[LinkInfo | None]) -> None:
+    async def _read_back(self, read: Callable[[], list[LinkInfo | None]]) -> None:
+        # What the kernel sent before the read is older than it: apply that
+        # first, and note where the events stood.
         self.drain()
-        read = [info for info in infos if info is not None]
-        # What was just read needs no delayed re-check.
-        self._recheck.difference_update(info.name for info in read)
-        delta = self.table.apply([("link", info) for info in read])
+        asked_at = self._event_serial
+        self._reads_back += 1
+        try:
+            infos = await self.links.run(read)
+            self.drain()
+        finally:
+            self._reads_back -= 1
+        found = [info for info in infos if info is not None]
+        # A link read back needs no delayed re-check, unless an event came
+        # after the read was asked for: that one may be newer than the read,
+        # which is applied over it, so the link is read again shortly.
+        newer = {info.name for info in found if self._last_event.get(info.name, 0) > asked_at}
+        self._recheck.difference_update(info.name for info in found if info.name not in newer)
+        self._recheck_later(newer)
+        if not self._reads_back:
+            self._last_event.clear()
+        delta = self.table.apply([("link", info) for info in found])
         if delta:
             self._on_change(delta)
 
@@ -112,6 +131,11 @@ class DeviceManager:
             log.warning("netlink events were lost; reading the whole state again")
             asyncio.get_running_loop().create_task(self.resync())
             return
+        for kind, info in events:
+            if kind == "link" and isinstance(info, LinkInfo):
+                self._event_serial += 1
+                if self._reads_back:
+                    self._last_event[info.name] = self._event_serial
         delta = self.table.apply(events)
         self._forget_vanished()
         self._schedule_recheck(events)
@@ -126,9 +150,15 @@ class DeviceManager:
         persist and leaves) or sets owner, group or persist; reading it back
         a moment after its last event catches those.
         """
-        for kind, info in events:
-            if kind == "link" and isinstance(info, LinkInfo) and info.kind in ("tun", "tap"):
-                self._recheck.add(info.name)
+        self._recheck_later(
+            info.name
+            for kind, info in events
+            if kind == "link" and isinstance(info, LinkInfo) and info.kind in ("tun", "tap")
+        )
+
+    def _recheck_later(self, names: Iterable[str]) -> None:
+        """Read these links again in RECHECK_DELAY."""
+        self._recheck.update(names)
         if self._recheck and self._recheck_timer is None:
             self._recheck_timer = asyncio.get_running_loop().call_later(
                 RECHECK_DELAY, self._run_recheck
