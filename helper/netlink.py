@@ -411,12 +411,6 @@ class Links:
         """Read one link now, bypassing the table."""
         try:
             indexes = self.ipr.link_lookup(ifname=name)
-            if not indexes:
-                return None
-            events = parse(self.ipr.get_links(indexes[0]))
         except NetlinkError:
             return None
-        for kind, info in events:
-            if kind == "link" and isinstance(info, LinkInfo):
-                return info
-        return None
+        return self.read(indexes[0]) if indexes else None

@@ -194,17 +194,20 @@ def fixed_fields(device: Mapping[str, Any]) -> dict[str, str]:
     return fixed
 
 
-class _Collector:
-    """Gathers problems field by field, in the order the fields are checked."""
+class Problems:
+    """Gathers a form's problems field by field, in the order the fields are checked."""
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        #: The first problem of each field that has one.
         self.by_field: dict[str, str] = {}
 
     def add(self, key: str, message: str) -> None:
         self.problems.append(message)
         self.by_field.setdefault(key, message)
 
+
+class _Collector(Problems):
     def check(self, key: str, parse: Callable[[_A], _T], arg: _A) -> tuple[bool, _T | None]:
         """Run one field's parser; on InvalidArgument record it and return (False, None)."""
         try:

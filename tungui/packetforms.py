@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .form import Problems
 from .packets import (
     BROADCAST_MAC,
     MAC_RE,
@@ -212,17 +213,7 @@ def check(form: SendForm, device: Mapping[str, Any]) -> Checked:
     return out.result(packet)
 
 
-class _Collector:
-    """Gathers problems field by field, in the order the fields are checked."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-        self.by_field: dict[str, str] = {}
-
-    def add(self, key: str, message: str) -> None:
-        self.problems.append(message)
-        self.by_field.setdefault(key, message)
-
+class _Collector(Problems):
     def result(self, packet: bytes | None) -> Checked:
         if self.problems or packet is None:
             return Checked(None, self.problems, self.by_field)

@@ -422,11 +422,9 @@ class PacketWindow(QMainWindow):
 
     def ask_save(self) -> QFileDialog:
         """Ask where to save the list as pcapng (non-blocking)."""
-        dialog = QFileDialog(self, f"Save the packets of {self.device_name}")
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setNameFilters(["pcapng files (*.pcapng)", "All files (*)"])
-        dialog.setDefaultSuffix("pcapng")
-        dialog.selectFile(f"{self.device_name}.pcapng")
+        dialog = self._pcapng_dialog(
+            f"Save the packets of {self.device_name}", f"{self.device_name}.pcapng"
+        )
         dialog.fileSelected.connect(self.save)
         dialog.open()
         return dialog
@@ -437,14 +435,21 @@ class PacketWindow(QMainWindow):
             return
         if self._writer is not None:
             return
-        dialog = QFileDialog(self, f"Capture {self.device_name} to a file")
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setNameFilters(["pcapng files (*.pcapng)", "All files (*)"])
-        dialog.setDefaultSuffix("pcapng")
-        dialog.selectFile(f"{self.device_name}-capture.pcapng")
+        dialog = self._pcapng_dialog(
+            f"Capture {self.device_name} to a file", f"{self.device_name}-capture.pcapng"
+        )
         dialog.fileSelected.connect(self.start_file)
         dialog.rejected.connect(lambda: self.file_action.setChecked(False))
         dialog.open()
+
+    def _pcapng_dialog(self, title: str, file_name: str) -> QFileDialog:
+        """A Save dialog for a pcapng file (not yet open)."""
+        dialog = QFileDialog(self, title)
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setNameFilters(["pcapng files (*.pcapng)", "All files (*)"])
+        dialog.setDefaultSuffix("pcapng")
+        dialog.selectFile(file_name)
+        return dialog
 
     def start_file(self, path: str) -> None:
         """Write every packet that arrives from now on to ``path`` (pcapng)."""
