@@ -23,7 +23,12 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from unit.devicedicts import listed_tap
 
 CHILD_TUNGUI = textwrap.dedent(
     """
@@ -92,29 +97,13 @@ def cold_start(code: str, platform: str, runs: int) -> list[float]:
 
 
 def device(index: int) -> dict[str, Any]:
-    return {
-        "name": f"tap{index}",
-        "index": index,
-        "kind": "tap",
-        "mode": "tap",
-        "managed": True,
-        "operstate": "down",
-        "up": False,
-        "mtu": 1500,
-        "mac": f"02:00:00:00:{index // 256 % 256:02x}:{index % 256:02x}",
-        "addresses": [f"192.0.2.{index % 250 + 1}/24"],
-        "master": "",
-        "persist": True,
-        "owner": 0,
-        "group": -1,
-        "pi": False,
-        "vnet_hdr": False,
-        "multi_queue": False,
-        "queues_attached": 0,
-        "disabled_queues": 0,
-        "held": False,
-        "transient": False,
-    }
+    return listed_tap(
+        index,
+        f"tap{index}",
+        mac=f"02:00:00:00:{index // 256 % 256:02x}:{index % 256:02x}",
+        addresses=[f"192.0.2.{index % 250 + 1}/24"],
+        owner=0,
+    )
 
 
 def model_updates(count: int, repeat: int) -> tuple[list[float], list[float], list[float]]:

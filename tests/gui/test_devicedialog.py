@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pwd
 from typing import Any, TypeVar
 
 import pytest
@@ -23,37 +22,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from pytestqt.qtbot import QtBot
+from unit.devicedicts import NOBODY, lab_tap
 
 from tungui.devicedialog import DeviceDialog
 from tungui_helper.validate import check_mac
 
 W = TypeVar("W", bound=QWidget)
 
-NOBODY = pwd.getpwnam("nobody").pw_uid
-
-DEVICE: dict[str, Any] = {
-    "name": "tap-lab0",
-    "index": 7,
-    "kind": "tap",
-    "mode": "tap",
-    "managed": True,
-    "operstate": "down",
-    "up": False,
-    "mtu": 1500,
-    "addresses": ["192.0.2.1/24", "2001:db8::1/64"],
-    "master": "br-lab",
-    "mac": "fe:54:00:12:34:56",
-    "persist": True,
-    "owner": NOBODY,
-    "group": -1,
-    "pi": False,
-    "vnet_hdr": True,
-    "multi_queue": False,
-    "queues_attached": 0,
-    "disabled_queues": 0,
-    "held": False,
-    "transient": False,
-}
+DEVICE = lab_tap()
 
 
 def field(dialog: DeviceDialog, kind: type[W], name: str) -> W:

@@ -2,41 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtTest import QAbstractItemModelTester
+from unit.devicedicts import listed_tap as tap
 
 from tungui.commands import ip_commands
 from tungui.devicemodel import COLUMNS, DEVICE_ROLE, DeviceFilterModel, DeviceTableModel
-
-
-def tap(index: int, name: str, **values: Any) -> dict[str, Any]:
-    device: dict[str, Any] = {
-        "name": name,
-        "index": index,
-        "kind": "tap",
-        "mode": "tap",
-        "managed": True,
-        "operstate": "down",
-        "up": False,
-        "mtu": 1500,
-        "mac": "02:00:00:00:00:01",
-        "addresses": [],
-        "master": "",
-        "persist": True,
-        "owner": -1,
-        "group": -1,
-        "pi": False,
-        "vnet_hdr": False,
-        "multi_queue": False,
-        "queues_attached": 0,
-        "disabled_queues": 0,
-        "held": False,
-        "transient": False,
-    }
-    device.update(values)
-    return device
 
 
 def column(title: str) -> int:

@@ -18,36 +18,8 @@ from tungui import form
 from tungui.form import DeviceForm, check_changes, check_new, fixed_fields, random_mac
 from tungui_helper.validate import check_mac
 
-NOBODY = pwd.getpwnam("nobody").pw_uid
-
-
-def device(**changes: Any) -> dict[str, Any]:
-    """A TAP device dict as ListDevices reports it."""
-    values: dict[str, Any] = {
-        "name": "tap-lab0",
-        "index": 7,
-        "kind": "tap",
-        "mode": "tap",
-        "managed": True,
-        "operstate": "down",
-        "up": False,
-        "mtu": 1500,
-        "addresses": ["192.0.2.1/24", "2001:db8::1/64"],
-        "master": "br-lab",
-        "mac": "fe:54:00:12:34:56",
-        "persist": True,
-        "owner": NOBODY,
-        "group": -1,
-        "pi": False,
-        "vnet_hdr": True,
-        "multi_queue": False,
-        "queues_attached": 0,
-        "disabled_queues": 0,
-        "held": False,
-        "transient": False,
-    }
-    values.update(changes)
-    return values
+from .devicedicts import NOBODY
+from .devicedicts import lab_tap as device
 
 
 def test_a_valid_new_tap_device() -> None:
