@@ -5,11 +5,11 @@ from __future__ import annotations
 import shutil
 import socket
 import struct
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from unit.tshark import tshark_fields
 
 from tungui.packetview import LIVE_RATE, PacketModel, PacketWindow, StreamReader
 from tungui_helper.contract import CAPTURE_FORMAT_BLOCK, CAPTURE_HEADER, CAPTURE_RATE
@@ -94,27 +94,9 @@ def test_saved_pcapng_opens_in_tshark(qtbot: Any, window: Any, tmp_path: Path) -
     qtbot.waitUntil(lambda: win.model.rowCount() == 4, timeout=5000)
     path = tmp_path / "tap0.pcapng"
     assert win.save(str(path)) == 4
-    result = subprocess.run(
-        [
-            "tshark",
-            "-r",
-            str(path),
-            "-T",
-            "fields",
-            "-e",
-            "_ws.col.Protocol",
-            "-e",
-            "frame.len",
-            "-e",
-            "frame.time_epoch",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    lines = result.stdout.split("\n")[:4]
-    assert [line.split("\t")[:2] for line in lines] == [["ARP", str(len(ARP_REQUEST))]] * 4
-    assert lines[0].split("\t")[2].startswith("1700000000.123456789")
+    rows = tshark_fields(path, "_ws.col.Protocol", "frame.len", "frame.time_epoch")[:4]
+    assert [row[:2] for row in rows] == [["ARP", str(len(ARP_REQUEST))]] * 4
+    assert rows[0][2].startswith("1700000000.123456789")
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
@@ -131,13 +113,7 @@ def test_capture_to_file_writes_every_packet_until_stopped(
     win.stop_file()
     stream.send(record(ARP_REQUEST, 2_000_000_000_000_000_000))
     qtbot.waitUntil(lambda: win.not_shown == 6, timeout=5000)
-    result = subprocess.run(
-        ["tshark", "-r", str(path), "-T", "fields", "-e", "frame.number"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert result.stdout.split() == ["1", "2", "3", "4", "5"]
+    assert tshark_fields(path, "frame.number") == [["1"], ["2"], ["3"], ["4"], ["5"]]
     assert not win.file_action.isChecked()
 
 

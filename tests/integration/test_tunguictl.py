@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from unit.tshark import tshark_fields
 
 from .helperbus import create
 from .stack import HelperProcess, Netns, NobodyPython, wait_until
@@ -185,25 +186,8 @@ def test_capture_writes_pcapng_that_tshark_reads(
     )
     assert result.returncode == 0, result.stderr
     assert "5 packets captured" in result.stderr
-    fields = subprocess.run(
-        [
-            "tshark",
-            "-r",
-            str(path),
-            "-T",
-            "fields",
-            "-e",
-            "_ws.col.Protocol",
-            "-e",
-            "frame.cap_len",
-            "-e",
-            "frame.len",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\n")
-    assert [line.split("\t") for line in fields if line] == [["UDP", "64", "124"]] * 5
+    rows = tshark_fields(path, "_ws.col.Protocol", "frame.cap_len", "frame.len")
+    assert rows == [["UDP", "64", "124"]] * 5
 
 
 def test_capture_prints_a_line_per_packet(captured_tun: str, clean_netns: Netns) -> None:

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QWidget,
 )
+from unit.tshark import tshark_fields
 
 from tungui.app import App
 from tungui.client import HelperClient
@@ -233,25 +234,7 @@ def test_watch_packets_of_a_device(
         if shutil.which("tshark"):
             path = tmp_path / "watch.pcapng"
             saved = packets.save(str(path))
-            fields = subprocess.run(
-                [
-                    "tshark",
-                    "-r",
-                    str(path),
-                    "-T",
-                    "fields",
-                    "-e",
-                    "_ws.col.Protocol",
-                    "-e",
-                    "ip.dst",
-                    "-e",
-                    "udp.dstport",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split("\n")
-            rows = [line.split("\t") for line in fields if line]
+            rows = tshark_fields(path, "_ws.col.Protocol", "ip.dst", "udp.dstport")
             assert len(rows) == saved >= 3
             assert rows[0] == ["UDP", "192.0.2.2", "9"]
         # The pane below the list plots the watched device's rates.

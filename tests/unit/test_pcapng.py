@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import struct
-import subprocess
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
 
 from tungui.pcapng import LINKTYPE_ETHERNET, LINKTYPE_RAW, CaptureWriter
+
+from .tshark import tshark_fields
 
 MAC1 = bytes.fromhex("02005e100001")
 MAC2 = bytes.fromhex("02005e100002")
@@ -201,17 +201,7 @@ def test_tshark_reads_every_packet(tmp_path: Path) -> None:
         "frame.time_epoch",
         "frame.packet_flags_direction",
     ]
-    # A fresh configuration directory: no one's own Wireshark profile applies.
-    env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    result = subprocess.run(
-        ["tshark", "-n", "-r", str(path), "-T", "fields", *(f"-e{f}" for f in fields)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        timeout=60,
-    )
-    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    rows = tshark_fields(path, *fields)
     framed, ping, pong, short = (
         str(n) for n in (14 + len(PING), len(PING), len(PONG), len(SHORT_UDP))
     )
