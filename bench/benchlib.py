@@ -1,13 +1,15 @@
-"""What the benchmark scripts share: progress, CPU time, C programs, cleaning up."""
+"""What the benchmark scripts share: the stack, progress, CPU time, C programs, cleaning up."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 # The integration tests' stack (``integration.stack``) is the real stack.
@@ -68,3 +70,67 @@ def teardown(steps: Sequence[tuple[str, Callable[[], object]]]) -> None:
             except Exception as exc:
                 log(f"cleaning up {what} failed: {exc}")
             break
+
+
+class BenchStack:
+    """The integration tests' stack for one benchmark run: a private dbus-daemon,
+    polkitd, a network namespace and the helper in it, none started yet.
+
+    Args:
+        prefix: names the namespace and the temporary directory; stale ones
+            from killed runs are removed first.
+        pythonpath: the helper's PYTHONPATH, made in the run's directory
+            (default: this tree's code where Python would not find it).
+        helper_class: the helper's process class, given ``helper_options``.
+    """
+
+    def __init__(
+        self,
+        prefix: str,
+        *,
+        pythonpath: Callable[[Path], str] | None = None,
+        helper_class: type[stack.HelperProcess] = stack.HelperProcess,
+        **helper_options: Any,
+    ) -> None:
+        remove_stale_netns(prefix)
+        self.directory = stack.make_shared_tmpdir(prefix)
+        self.pythonpath = (pythonpath or _tree_pythonpath)(self.directory)
+        self.bus = stack.DBusDaemon(self.directory)
+        self.polkit = stack.PolkitDaemon(self.bus.address, self.directory)
+        self.netns = stack.Netns(f"{prefix}{os.getpid()}")
+        self.helper = helper_class(
+            self.bus.address,
+            self.netns,
+            self.directory,
+            pythonpath=self.pythonpath,
+            **helper_options,
+        )
+
+    def start(self, *, helper: bool = True) -> None:
+        """Start dbus-daemon and polkitd, make the namespace, then (by default) the helper."""
+        self.bus.start()
+        self.polkit.start()
+        self.netns.create()
+        if helper:
+            self.helper.start()
+
+    def close(self, *first: tuple[str, Callable[[], object]], helper_stderr: bool = False) -> None:
+        """Undo everything, after the ``first`` steps; ``helper_stderr``: show what it logged."""
+        if helper_stderr:
+            text = self.helper.stderr_text(all_runs=True)
+            if text.strip():
+                print(f"--- helper stderr ---\n{text[-5000:]}", file=sys.stderr)
+        teardown(
+            [
+                *first,
+                ("helper", self.helper.kill),
+                ("polkitd", self.polkit.stop),
+                ("dbus-daemon", self.bus.stop),
+                (self.netns.name, self.netns.delete),
+                (str(self.directory), lambda: shutil.rmtree(self.directory)),
+            ]
+        )
+
+
+def _tree_pythonpath(directory: Path) -> str:
+    return stack.python_path(directory / "shim")

@@ -23,14 +23,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from benchlib import compile_c, cpu_seconds, remove_stale_netns, teardown  # noqa: E402
+from benchlib import BenchStack, compile_c, cpu_seconds  # noqa: E402
 from integration import stack  # noqa: E402
 
 #: The namespace and temporary directory of a run: tungui-bench-cap-<pid>.
@@ -226,24 +225,14 @@ def main() -> int:
     if shutil.which("tcpdump") is None:
         print("tcpdump is not installed (apt-get install tcpdump)", file=sys.stderr)
         return 1
-    remove_stale_netns(NETNS_PREFIX)
-    directory = stack.make_shared_tmpdir(NETNS_PREFIX)
-    build = Path(tempfile.mkdtemp())
-    bus = stack.DBusDaemon(directory)
-    polkit = stack.PolkitDaemon(bus.address, directory)
-    netns = stack.Netns(f"{NETNS_PREFIX}{os.getpid()}")
-    helper = stack.HelperProcess(
-        bus.address, netns, directory, pythonpath=stack.python_path(directory / "shim")
-    )
+    bench = BenchStack(NETNS_PREFIX)
+    netns, helper, build = bench.netns, bench.helper, bench.directory
     drain: subprocess.Popen[str] | None = None
     try:
         drain_bin = compile_c(build, "drain", DRAIN_C)
         flood_bin = compile_c(build, "flood", FLOOD_C)
-        bus.start()
-        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
-        polkit.start()
-        netns.create()
-        helper.start()
+        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bench.bus.address
+        bench.start()
         netns.ip("tuntap", "add", "mode", "tun", "name", "flood0")
         netns.ip("address", "add", "192.0.2.1/24", "dev", "flood0")
         netns.ip("link", "set", "flood0", "up", "txqueuelen", "10000")
@@ -257,7 +246,7 @@ def main() -> int:
         )
         ours = asyncio.run(
             capture_with_helper(
-                bus.address, netns, "flood0", flood_bin, args.seconds, args.snaplen, helper
+                bench.bus.address, netns, "flood0", flood_bin, args.seconds, args.snaplen, helper
             )
         )
         theirs = capture_with_tcpdump(netns, "flood0", flood_bin, args.seconds, args.snaplen)
@@ -277,17 +266,7 @@ def main() -> int:
         )
         return 0
     finally:
-        teardown(
-            [
-                ("the C reader", lambda: drain is not None and drain.kill()),
-                ("helper", helper.kill),
-                ("polkitd", polkit.stop),
-                ("dbus-daemon", bus.stop),
-                (netns.name, netns.delete),
-                (str(directory), lambda: shutil.rmtree(directory)),
-                (str(build), lambda: shutil.rmtree(build)),
-            ]
-        )
+        bench.close(("the C reader", lambda: drain is not None and drain.kill()))
 
 
 if __name__ == "__main__":

@@ -31,11 +31,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import compile_c, cpu_seconds, log, remove_stale_netns, teardown  # noqa: E402
+from benchlib import BenchStack, compile_c, cpu_seconds, log  # noqa: E402
 from capture import DRAIN_C, FLOOD_C  # noqa: E402
 from integration import stack  # noqa: E402
 
@@ -271,24 +269,14 @@ def main() -> int:
         print("needs two CPUs (the sender on one, the reader on the other)", file=sys.stderr)
         return 2
     os.sched_setaffinity(0, {0})  # this process reads the capture stream, beside the sender
-    remove_stale_netns(NETNS_PREFIX)
-    directory = stack.make_shared_tmpdir(NETNS_PREFIX)
-    build = Path(tempfile.mkdtemp())
-    bus = stack.DBusDaemon(directory)
-    polkit = stack.PolkitDaemon(bus.address, directory)
-    netns = stack.Netns(f"{NETNS_PREFIX}{os.getpid()}")
-    helper = stack.HelperProcess(
-        bus.address, netns, directory, pythonpath=stack.python_path(directory / "shim")
-    )
+    bench = BenchStack(NETNS_PREFIX)
+    netns, helper, build = bench.netns, bench.helper, bench.directory
     try:
         programs = Programs(
             flood=compile_c(build, "flood", FLOOD_C), send=compile_c(build, "send", SEND_C)
         )
         reader_c = compile_c(build, "drain", DRAIN_C)
-        bus.start()
-        polkit.start()
-        netns.create()
-        helper.start()
+        bench.start()
         runs: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
         log("C read()")
         runs["C read()"] = with_program(netns, [reader_c], programs, args)
@@ -297,7 +285,7 @@ def main() -> int:
             netns, [sys.executable, "-c", PYTHON_READER], programs, args
         )
         log("the helper")
-        runs["helper"] = asyncio.run(with_helper(bus.address, netns, helper, programs, args))
+        runs["helper"] = asyncio.run(with_helper(bench.bus.address, netns, helper, programs, args))
         from tungui_helper import drain
 
         loop = "C (tungui_helper._drain)" if drain.BUILT else "Python (not built)"
@@ -324,16 +312,7 @@ def main() -> int:
         )
         return 0
     finally:
-        teardown(
-            [
-                ("helper", helper.kill),
-                ("polkitd", polkit.stop),
-                ("dbus-daemon", bus.stop),
-                (netns.name, netns.delete),
-                (str(directory), lambda: shutil.rmtree(directory)),
-                (str(build), lambda: shutil.rmtree(build)),
-            ]
-        )
+        bench.close()
 
 
 if __name__ == "__main__":

@@ -74,12 +74,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from benchlib import (  # noqa: E402
+    BenchStack,
     compile_c,
     cpu_ticks,
     log,
     raise_interrupt,
-    remove_stale_netns,
-    teardown,
 )
 from integration import stack  # noqa: E402
 
@@ -855,24 +854,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("cannot run: " + "; ".join(missing), file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, raise_interrupt)
-    remove_stale_netns(NETNS_PREFIX)
     stack.remove_stale_rules()
-
-    directory = stack.make_shared_tmpdir(NETNS_PREFIX)
-    pythonpath = bench_pythonpath(directory / "pythonpath")
-    bus = stack.DBusDaemon(directory)
-    polkit = stack.PolkitDaemon(bus.address, directory)
-    netns = stack.Netns(f"{NETNS_PREFIX}{os.getpid()}")
-    helper = stack.HelperProcess(bus.address, netns, directory, pythonpath=pythonpath)
+    bench = BenchStack(NETNS_PREFIX, pythonpath=lambda d: bench_pythonpath(d / "pythonpath"))
+    bus, netns, helper, directory = bench.bus, bench.netns, bench.helper, bench.directory
+    pythonpath = bench.pythonpath
     started: list[Vm | BusMonitor] = []
     runs: list[Run] = []
     failed = True
     try:
         vm_binary = compile_c(directory, "vm", VM_C)
         log("starting dbus-daemon, polkitd, the namespace and the TAP")
-        bus.start()
-        polkit.start()
-        netns.create()
+        bench.start(helper=False)
         netns.ip("tuntap", "add", "mode", "tap", "name", DEVICE)
         netns.ip("link", "set", DEVICE, "address", "fe:00:00:00:00:01")
         netns.ip("address", "add", "192.0.2.1/24", "dev", DEVICE)
@@ -906,20 +898,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("interrupted; cleaning up")
         return 130
     finally:
-        if failed:
-            text = helper.stderr_text(all_runs=True)
-            if text.strip():
-                print(f"--- helper stderr ---\n{text[-5000:]}", file=sys.stderr)
-        teardown(
-            [
-                *((type(p).__name__, p.stop) for p in reversed(started)),
-                ("helper", helper.kill),
-                ("polkitd", polkit.stop),
-                ("dbus-daemon", bus.stop),
-                (netns.name, netns.delete),
-                (str(directory), lambda: shutil.rmtree(directory)),
-            ]
-        )
+        bench.close(*((type(p).__name__, p.stop) for p in reversed(started)), helper_stderr=failed)
     print(report(runs, args))
     return 0
 

@@ -32,7 +32,6 @@ import importlib.util
 import json
 import os
 import platform
-import shutil
 import signal
 import statistics
 import subprocess
@@ -47,7 +46,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # The integration tests' stack (``integration.stack``) is the real stack.
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from benchlib import cpu_ticks, log, raise_interrupt, remove_stale_netns, teardown  # noqa: E402
+from benchlib import BenchStack, cpu_ticks, log, raise_interrupt  # noqa: E402
 from dbus_fast import Message, MessageType  # noqa: E402
 from integration import stack  # noqa: E402
 
@@ -448,30 +447,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("cannot run: " + "; ".join(missing), file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, raise_interrupt)
-    remove_stale_netns(NETNS_PREFIX)
     stack.remove_stale_rules()
-
-    directory = stack.make_shared_tmpdir(NETNS_PREFIX)
-    pythonpath = stack.python_path(directory / "pythonpath")
+    bench = BenchStack(NETNS_PREFIX, helper_class=TimedHelper, python=args.python)
+    bus, netns, directory = bench.bus, bench.netns, bench.directory
+    helper = bench.helper
+    assert isinstance(helper, TimedHelper)
+    pythonpath = bench.pythonpath
     if importlib.util.find_spec("tungui_helper") is None:
         sys.path[:0] = pythonpath.split(os.pathsep)
-
-    bus = stack.DBusDaemon(directory)
-    polkit = stack.PolkitDaemon(bus.address, directory)
-    netns = stack.Netns(f"{NETNS_PREFIX}{os.getpid()}")
     reference = stack.Netns(f"{NETNS_PREFIX}{os.getpid()}-ip")
-    helper = TimedHelper(bus.address, netns, directory, python=args.python, pythonpath=pythonpath)
     f = Figures(count=args.count, listed=args.listed)
     failed = True
     try:
         f.versions_helper = python_versions(args.python, stack.base_env(bus.address, pythonpath))
         f.versions_client = python_versions(sys.executable, stack.base_env(bus.address, pythonpath))
         log("starting dbus-daemon, polkitd, the namespaces and the helper")
-        bus.start()
-        polkit.start()
-        netns.create()
+        bench.start()
         reference.create()
-        helper.start()
         asyncio.run(measure(args, bus.address, helper, netns, reference, directory, f))
         failed = False
     except KeyboardInterrupt:
@@ -479,20 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("interrupted; cleaning up")
         return 130
     finally:
-        if failed:
-            text = helper.stderr_text(all_runs=True)
-            if text.strip():
-                print(f"--- helper stderr ---\n{text[-5000:]}", file=sys.stderr)
-        teardown(
-            [
-                ("helper", helper.kill),
-                ("polkitd", polkit.stop),
-                ("dbus-daemon", bus.stop),
-                (netns.name, netns.delete),
-                (reference.name, reference.delete),
-                (str(directory), lambda: shutil.rmtree(directory)),
-            ]
-        )
+        bench.close((reference.name, reference.delete), helper_stderr=failed)
     print(report(f))
     return 0
 
