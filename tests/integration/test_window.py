@@ -48,8 +48,8 @@ def find(parent: QWidget, kind: type[W], name: str) -> W:
     return matches[0]
 
 
-@pytest.fixture
-def app(qtbot: Any, bus: DBusDaemon, helper: HelperProcess, tmp_path: Path) -> Iterator[App]:
+def _running_app(qtbot: Any, bus: DBusDaemon, tmp_path: Path) -> Iterator[App]:
+    """The window, connected to the helper; closed afterwards."""
     settings = QSettings(str(tmp_path / "tungui.ini"), QSettings.Format.IniFormat)
     tungui = App(bus.address, settings)
     qtbot.addWidget(tungui.window)
@@ -58,6 +58,11 @@ def app(qtbot: Any, bus: DBusDaemon, helper: HelperProcess, tmp_path: Path) -> I
     yield tungui
     tungui.stop()
     tungui.window.close()
+
+
+@pytest.fixture
+def app(qtbot: Any, bus: DBusDaemon, helper: HelperProcess, tmp_path: Path) -> Iterator[App]:
+    yield from _running_app(qtbot, bus, tmp_path)
 
 
 def names(app: App) -> set[str]:
@@ -160,14 +165,7 @@ def app_as_nobody(
             os.setresgid(0, 0, 0)
 
     monkeypatch.setattr(HelperClient, "connect", classmethod(connect_as_nobody))
-    settings = QSettings(str(tmp_path / "tungui.ini"), QSettings.Format.IniFormat)
-    tungui = App(bus.address, settings)
-    qtbot.addWidget(tungui.window)
-    tungui.start()
-    qtbot.waitUntil(lambda: tungui.bridge.available, timeout=TIMEOUT)
-    yield tungui
-    tungui.stop()
-    tungui.window.close()
+    yield from _running_app(qtbot, bus, tmp_path)
 
 
 def test_a_refusal_is_a_plain_sentence_and_changes_nothing(
