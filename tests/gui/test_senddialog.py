@@ -8,33 +8,14 @@ import dpkt
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QPlainTextEdit, QWidget
 from pytestqt.qtbot import QtBot
+from unit.devicedicts import send_tap
+from unit.devicedicts import send_tun as tun
 
 from tungui.senddialog import SendDialog
 
-MAC = "fe:54:00:12:34:56"
-
-
-def tun(**changes: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "name": "tun0",
-        "kind": "tun",
-        "mtu": 1500,
-        "pi": False,
-        "addresses": ["192.0.2.1/24"],
-    }
-    return values | changes
-
 
 def tap(**changes: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "name": "tap0",
-        "kind": "tap",
-        "mtu": 1500,
-        "pi": False,
-        "mac": MAC,
-        "addresses": ["192.0.2.1/24"],
-    }
-    return values | changes
+    return send_tap(**({"addresses": ["192.0.2.1/24"]} | changes))
 
 
 def make(qtbot: QtBot, device: dict[str, Any]) -> SendDialog:

@@ -50,3 +50,32 @@ def lab_tap(**values: Any) -> dict[str, Any]:
     )
     lab.update(values)
     return lab
+
+
+#: The MAC of :func:`send_tap`.
+MAC = "fe:54:00:12:34:56"
+
+
+def send_tun(**changes: Any) -> dict[str, Any]:
+    """A TUN device with the keys the Send packet form reads."""
+    values: dict[str, Any] = {
+        "name": "tun0",
+        "kind": "tun",
+        "mtu": 1500,
+        "pi": False,
+        "addresses": ["192.0.2.1/24"],
+    }
+    return values | changes
+
+
+def send_tap(**changes: Any) -> dict[str, Any]:
+    """A TAP device with the keys the Send packet form reads."""
+    values: dict[str, Any] = {
+        "name": "tap0",
+        "kind": "tap",
+        "mtu": 1500,
+        "pi": False,
+        "mac": MAC,
+        "addresses": ["192.0.2.1/24", "2001:db8::1/64"],
+    }
+    return values | changes

@@ -20,32 +20,9 @@ from tungui.packets import (
     with_packet_info,
 )
 
-MAC = "fe:54:00:12:34:56"
-
-
-def tun(**changes: Any) -> dict[str, Any]:
-    """A TUN device dict as ListDevices reports it."""
-    values: dict[str, Any] = {
-        "name": "tun0",
-        "kind": "tun",
-        "mtu": 1500,
-        "pi": False,
-        "addresses": ["192.0.2.1/24"],
-    }
-    return values | changes
-
-
-def tap(**changes: Any) -> dict[str, Any]:
-    """A TAP device dict as ListDevices reports it."""
-    values: dict[str, Any] = {
-        "name": "tap0",
-        "kind": "tap",
-        "mtu": 1500,
-        "pi": False,
-        "mac": MAC,
-        "addresses": ["192.0.2.1/24", "2001:db8::1/64"],
-    }
-    return values | changes
+from .devicedicts import MAC
+from .devicedicts import send_tap as tap
+from .devicedicts import send_tun as tun
 
 
 def repacked(packet: Any) -> bytes:
