@@ -64,13 +64,9 @@ class SlotReader:
         #: Length of the last packet sampled out, which is still in the
         #: first free slot (0: none is).
         self.skipped_length = 0
-        self._native = native and _read_slots_c is not None
+        #: Whether the C loop reads.
+        self.native = native and _read_slots_c is not None
         self._views: list[list[memoryview]] | None = None
-
-    @property
-    def native(self) -> bool:
-        """Whether the C loop reads."""
-        return self._native
 
     def sample(self, keep_one_in: int) -> None:
         """Keep one packet in ``keep_one_in`` from now on."""
@@ -82,7 +78,7 @@ class SlotReader:
 
         Reads until the queue is empty or every slot is used.
         """
-        if not self._native or _read_slots_c is None:
+        if not self.native or _read_slots_c is None:
             return self._read_py(fd, count)
         count, read, self._skip, self.skipped_length, error = _read_slots_c(
             fd,
