@@ -25,6 +25,9 @@ from .validate import BridgeSpec, Changes, DeviceSpec
 
 log = logging.getLogger(__name__)
 
+#: What :meth:`DeviceManager.state` returns: the table's version and the held links.
+State = tuple[int, frozenset[int]]
+
 #: How long after a TUN/TAP device's last netlink event it is read back.
 RECHECK_DELAY = 0.2
 
@@ -231,7 +234,7 @@ class DeviceManager:
             )
         return info
 
-    def state(self) -> tuple[int, frozenset[int]]:
+    def state(self) -> State:
         """A key that changes whenever :meth:`list_devices` would answer differently."""
         self.drain()
         return self.table.version, frozenset(self._held)

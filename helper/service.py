@@ -11,11 +11,12 @@ from dbus_fast.aio import MessageBus
 
 from . import __version__, validate
 from .capture import Capture, HeldCapture, RingCapture
-from .contract import DEVICE_SIGNATURES, INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED, Action
+from .contract import INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED, Action
 from .counters import StatisticsTicker
-from .devices import DeviceManager
+from .devices import DeviceManager, State
 from .dispatch import PUBLIC, Dispatcher, FdReply, method
 from .errors import Failed
+from .listing import DeviceForms, sealed_file
 from .marshalled import MarshalledBody
 from .polkit import CHANGED_RULE, GRANT_LIFETIME, Authority
 from .table import Delta
@@ -37,20 +38,6 @@ _NAME_OWNER_GONE = (
 )
 
 
-def to_variants(device: dict[str, Any]) -> dict[str, Variant]:
-    """A device dict as D-Bus variants, its text made safe for the bus."""
-    variants = {}
-    for key, value in device.items():
-        signature = DEVICE_SIGNATURES[key]
-        if signature == "s":
-            value = wire(value)
-        elif signature == "as":
-            value = [wire(v) for v in value]
-        # The types are ours and fixed; the marshaller checks them anyway.
-        variants[key] = Variant(signature, value, verify=False)
-    return variants
-
-
 def _name(value: Any) -> str:
     return validate.check_target(value)
 
@@ -70,12 +57,14 @@ class HelperService:
             bus, self, self.authority, {"Version": lambda: Variant("s", __version__)}
         )
         self._pending = Delta()
-        # Each device's last dict and its variants: most devices do not
-        # change between two ListDevices, and building variants is the
-        # larger part of answering one.
-        self._variants: dict[int, tuple[dict[str, Any], dict[str, Variant]]] = {}
-        # The last ListDevices body, marshalled, and the state it shows.
-        self._listed: tuple[tuple[int, frozenset[int]], MarshalledBody] | None = None
+        # Each device's variants and JSON: most devices do not change
+        # between two listings, and building them is the larger part of
+        # answering one.
+        self._forms = DeviceForms()
+        # The last ListDevices body, marshalled, the last listing's JSON,
+        # and the state each shows.
+        self._listed: tuple[State, MarshalledBody] | None = None
+        self._listed_json: tuple[State, bytes] | None = None
         #: Clients watching DevicesChanged; the helper stays while there are any.
         self.subscribers: set[str] = set()
         self.ticker = StatisticsTicker(self._counted_names, self._send_statistics)
@@ -107,18 +96,16 @@ class HelperService:
     async def list_devices(self, sender: str) -> MarshalledBody:
         state = self.devices.state()
         if self._listed is None or self._listed[0] != state:
-            devices = [self._device_variants(d) for d in self.devices.list_devices()]
+            devices = [self._forms.variants(d) for d in self.devices.list_devices()]
             self._listed = (state, MarshalledBody.of("aa{sv}", devices))
         return self._listed[1]
 
-    def _device_variants(self, device: dict[str, Any]) -> dict[str, Variant]:
-        index = int(device["index"])
-        cached = self._variants.get(index)
-        if cached is not None and cached[0] == device:
-            return cached[1]
-        variants = to_variants(device)
-        self._variants[index] = (device, variants)
-        return variants
+    @method("ListDevicesByFileDescriptor", action=PUBLIC)
+    async def list_devices_by_fd(self, sender: str) -> FdReply:
+        state = self.devices.state()
+        if self._listed_json is None or self._listed_json[0] != state:
+            self._listed_json = (state, self._forms.listing(self.devices.list_devices()))
+        return FdReply([0], [sealed_file("tungui-devices", self._listed_json[1])])
 
     @method(
         "CreateDevice",
@@ -255,12 +242,12 @@ class HelperService:
         self._flush = None
         delta, self._pending = self._pending, Delta()
         for index in delta.removed:
-            self._variants.pop(index, None)
+            self._forms.forget(index)
         updated = []
         for index in sorted(delta.changed):
             link = self.devices.table.links.get(index)
             if link is not None and link.kind in ("tun", "tap", "bridge"):
-                updated.append(self._device_variants(self.devices.describe(link)))
+                updated.append(self._forms.variants(self.devices.describe(link)))
         removed = sorted({wire(name) for name in delta.removed.values()})
         if not updated and not removed:
             return

@@ -184,12 +184,17 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command, capture its output as text; raise CommandError if it fails."""
+    """Run a command, capture its output as text; raise CommandError if it fails.
+
+    Bytes that are not UTF-8 (an interface name may hold any) pass both ways
+    as surrogate escapes.
+    """
     proc = subprocess.run(
         list(argv),
         input=input,
         capture_output=True,
         text=True,
+        errors="surrogateescape",
         timeout=timeout,
         env=dict(env) if env is not None else None,
         cwd=cwd,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from .helperbus import busctl_argv, create, devices
-from .stack import DBusDaemon, HelperProcess, Netns, RunAsNobody, SpawnNobodyPython
+from .stack import DBusDaemon, HelperProcess, Netns, NobodyPython, RunAsNobody, SpawnNobodyPython
 from .stack import Grant as GrantFixture
 
 pytestmark = pytest.mark.integration
@@ -20,12 +20,29 @@ REFUSED = "You are not allowed to"
 
 
 def test_anyone_may_list(
-    helper: HelperProcess, clean_netns: Netns, bus: DBusDaemon, run_as_nobody: RunAsNobody
+    helper: HelperProcess,
+    clean_netns: Netns,
+    bus: DBusDaemon,
+    run_as_nobody: RunAsNobody,
+    nobody_python: NobodyPython,
 ) -> None:
     name = create(mode="tap", persist=True)
     result = run_as_nobody(busctl_argv(bus.address, "ListDevices", "--json=short"))
     assert result.returncode == 0, result.stderr
     assert f'"data":"{name}"' in result.stdout
+    # The listing in a file, as tunguictl and the window ask for it.
+    result = nobody_python(
+        "import asyncio\n"
+        "from tungui.client import HelperClient\n"
+        "async def main() -> None:\n"
+        "    client = await HelperClient.connect()\n"
+        "    print([d['name'] for d in await client.list_devices()])\n"
+        "    await client.close()\n"
+        "asyncio.run(main())\n",
+        preimport=["asyncio", "json", "tungui.client", "importlib.readers"],
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"'{name}'" in result.stdout, result.stdout
 
 
 def test_nobody_is_refused_every_change(

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import fcntl
 import os
+import pwd
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dbus_fast import Variant
+from dbus_fast import Message, Variant
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tungui.client import HelperClient
 from tungui_helper import __version__
 from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH, SPEC_SIGNATURES
 from tungui_helper.wire import ASCII_ONLY
 
-from .helperbus import call, create, devices
+from .helperbus import call, create, create_bridge, devices
 from .stack import DBusCallError, HelperProcess, Netns, wait_until
 
 pytestmark = pytest.mark.integration
@@ -232,3 +237,82 @@ def test_non_ascii_input_and_names_never_cost_the_helper_its_bus(
     call("DeleteDevice", "s", unicode_name)
     call("DeleteDevice", "s", "br\\xff0")
     assert [n for n in clean_netns.link_names() if n.startswith("br")] == []
+
+
+async def _both_listings(
+    tun_spec: dict[str, Any],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], os.stat_result, os.stat_result, int]:
+    """With a transient TUN of this connection's: both listings, the raw file twice."""
+    client = await HelperClient.connect(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
+    try:
+        await client.create_device(tun_spec, interactive=False)
+        by_file: list[dict[str, Any]] = []
+        in_reply: list[dict[str, Any]] = [{}]
+        deadline = asyncio.get_running_loop().time() + 5
+        # A change between the two calls (a read-back 200 ms after an event)
+        # makes them differ once; a difference in the forms never goes away.
+        while by_file != in_reply and asyncio.get_running_loop().time() < deadline:
+            by_file = await client.list_devices()
+            in_reply = await client.list_devices_in_reply()
+        stats = []
+        for _ in range(2):
+            reply = await client.bus.call(
+                Message(
+                    destination=BUS_NAME,
+                    path=OBJECT_PATH,
+                    interface=INTERFACE,
+                    member="ListDevicesByFileDescriptor",
+                )
+            )
+            assert reply is not None and reply.signature == "h", reply
+            (fd,) = reply.unix_fds
+            try:
+                stats.append(os.fstat(fd))
+                seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+                with pytest.raises(OSError) as refused:
+                    os.pwrite(fd, b"x", 0)
+                assert refused.value.errno == errno.EPERM
+            finally:
+                os.close(fd)
+        return by_file, in_reply, stats[0], stats[1], seals
+    finally:
+        await client.close()
+
+
+def test_the_listing_file_holds_what_list_devices_answers(
+    helper: HelperProcess, clean_netns: Netns
+) -> None:
+    # Something in every key: a bridge, a TAP in it with addresses, an owner
+    # and vnet_hdr, a device another program made, names that are not ASCII
+    # or not UTF-8, and (below) a held multi-queue TUN with pi.
+    bridge = create_bridge(name="lbr0", up=True, addresses=["198.51.100.1/24"])
+    tap = create(
+        mode="tap",
+        name="ltap0",
+        persist=True,
+        owner=pwd.getpwnam("nobody").pw_uid,
+        vnet_hdr=True,
+        addresses=["192.0.2.1/24", "2001:db8::1/64"],
+        mac="02:00:5e:10:00:01",
+        master=bridge,
+        up=True,
+    )
+    clean_netns.ip("tuntap", "add", "mode", "tun", "name", "other0")
+    clean_netns.ip("link", "add", "brü0", "type", "bridge")
+    subprocess.run(
+        ["ip", "-n", clean_netns.name, "link", "add", b"br\xff0", "type", "bridge"], check=True
+    )
+    spec = {"mode": "tun", "name": "ltun0", "pi": True, "multi_queue": True, "queues": 2}
+
+    by_file, in_reply, first, second, seals = asyncio.run(_both_listings(spec))
+
+    assert by_file == in_reply
+    listed = {d["name"]: d for d in by_file}
+    unicode_name = "br\\xfc0" if ASCII_ONLY else "brü0"
+    assert {bridge, tap, "ltun0", "other0", unicode_name, "br\\xff0"} <= set(listed)
+    assert listed["ltun0"]["held"] and listed["ltun0"]["queues_attached"] == 2
+    assert listed[tap]["master"] == bridge and listed[tap]["vnet_hdr"] is True
+    assert listed["other0"]["managed"] is False
+    # Each caller gets a file of its own (no shared offset), sealed.
+    assert first.st_ino != second.st_ino and first.st_size == second.st_size > 0
+    assert seals & fcntl.F_SEAL_WRITE and seals & fcntl.F_SEAL_SEAL

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
+import os
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 from dbus_fast import Message, MessageFlag, MessageType, Variant
 
-from tungui.client import HelperClient, InvalidArgument, NotAuthorized, to_spec
+from tungui.client import Failed, HelperClient, InvalidArgument, NotAuthorized, to_spec
+from tungui_helper.listing import sealed_file
 
 
 class _FakeBus:
@@ -73,48 +77,77 @@ def _device_list(index: int) -> list[dict[str, Variant]]:
     ]
 
 
-class _GatedBus:
-    """Answers ListDevices when told to, noting whether the collector ran meanwhile."""
-
-    def __init__(self) -> None:
-        self.collector_on_at_call: list[bool] = []
-        self.answer: list[asyncio.Future[None]] = []
-
-    async def call(self, msg: Message) -> Message:
-        self.collector_on_at_call.append(gc.isenabled())
-        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.answer.append(gate)
-        await gate
+def _listing_reply(member: str, devices: list[dict[str, Variant]]) -> Message:
+    """The helper's answer to ``member`` with ``devices``: variants, or a JSON file."""
+    if member == "ListDevices":
         return Message(
             message_type=MessageType.METHOD_RETURN,
             reply_serial=1,
             signature="aa{sv}",
-            body=[_device_list(len(self.answer))],
+            body=[devices],
         )
+    fd = sealed_file(
+        "test", json.dumps([{k: v.value for k, v in d.items()} for d in devices]).encode()
+    )
+    return Message(
+        message_type=MessageType.METHOD_RETURN,
+        reply_serial=1,
+        signature="h",
+        body=[0],
+        unix_fds=[fd],
+    )
 
 
-def test_list_devices_unwraps_the_variants() -> None:
-    async def run() -> list[dict[str, Any]]:
+class _GatedBus:
+    """Answers a device listing when told to, noting whether the collector ran meanwhile."""
+
+    def __init__(self) -> None:
+        self.collector_on_at_call: list[bool] = []
+        self.answer: list[asyncio.Future[None]] = []
+        self.members: list[str] = []
+
+    async def call(self, msg: Message) -> Message:
+        self.collector_on_at_call.append(gc.isenabled())
+        self.members.append(str(msg.member))
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.answer.append(gate)
+        await gate
+        return _listing_reply(str(msg.member), _device_list(len(self.answer)))
+
+
+def _list_with(
+    method: str,
+) -> Callable[[HelperClient], Coroutine[Any, Any, list[dict[str, Any]]]]:
+    return {"file": HelperClient.list_devices, "reply": HelperClient.list_devices_in_reply}[method]
+
+
+@pytest.mark.parametrize(
+    ("method", "member"), [("file", "ListDevicesByFileDescriptor"), ("reply", "ListDevices")]
+)
+def test_device_lists_come_as_plain_values(method: str, member: str) -> None:
+    async def run() -> tuple[list[dict[str, Any]], _GatedBus]:
         bus = _GatedBus()
         client = HelperClient(bus)  # type: ignore[arg-type]
-        task = asyncio.create_task(client.list_devices())
+        task = asyncio.create_task(_list_with(method)(client))
         while not bus.answer:
             await asyncio.sleep(0)
         bus.answer[0].set_result(None)
-        return await task
+        return await task, bus
 
-    devices = asyncio.run(run())
+    devices, bus = asyncio.run(run())
+    assert bus.members == [member]
     assert devices == [{k: v.value for k, v in d.items()} for d in _device_list(1)]
     assert devices[0]["addresses"] == ["192.0.2.1/24", "2001:db8::1/64"]
 
 
+@pytest.mark.parametrize("method", ["file", "reply"])
 @pytest.mark.parametrize("enabled_before", [True, False])
-def test_the_collector_is_off_while_device_lists_come_in(enabled_before: bool) -> None:
+def test_the_collector_is_off_while_device_lists_come_in(method: str, enabled_before: bool) -> None:
     async def run() -> _GatedBus:
         bus = _GatedBus()
         client = HelperClient(bus)  # type: ignore[arg-type]
-        first = asyncio.create_task(client.list_devices())
-        second = asyncio.create_task(client.list_devices())
+        first = asyncio.create_task(_list_with(method)(client))
+        second = asyncio.create_task(_list_with(method)(client))
         while len(bus.answer) < 2:
             await asyncio.sleep(0)
         bus.answer[0].set_result(None)
@@ -136,3 +169,68 @@ def test_the_collector_is_off_while_device_lists_come_in(enabled_before: bool) -
     finally:
         if was:
             gc.enable()
+
+
+def test_a_helper_without_the_file_listing_is_asked_with_list_devices() -> None:
+    def older_helper(msg: Message) -> Message:
+        if msg.member == "ListDevicesByFileDescriptor":
+            return Message(
+                message_type=MessageType.ERROR,
+                reply_serial=1,
+                error_name="org.freedesktop.DBus.Error.UnknownMethod",
+                signature="s",
+                body=["No method ListDevicesByFileDescriptor here."],
+            )
+        return _listing_reply(str(msg.member), _device_list(3))
+
+    bus = _FakeBus(older_helper)
+    client = HelperClient(bus)  # type: ignore[arg-type]
+    assert asyncio.run(client.list_devices())[0]["name"] == "tap3"
+    assert asyncio.run(client.list_devices())[0]["index"] == 3
+    # Asked once; from then on it goes straight to ListDevices.
+    assert [m.member for m in bus.sent] == [
+        "ListDevicesByFileDescriptor",
+        "ListDevices",
+        "ListDevices",
+    ]
+
+
+def _still_open(fd: int, inode: int) -> bool:
+    """Whether ``fd`` is still the file with ``inode`` (its number may be reused)."""
+    try:
+        return os.fstat(fd).st_ino == inode
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"[{", "not JSON"),
+        (b'{"name": "tap0"}', "not a list of devices"),
+        (b"[1, 2]", "not a list of devices"),
+        (None, "sent no device list"),
+    ],
+)
+def test_a_bad_device_list_file_is_a_named_failure(content: bytes | None, message: str) -> None:
+    sent: list[tuple[int, int]] = []
+
+    def answer(msg: Message) -> Message:
+        if content is None:  # an "h" that names no fd
+            return Message(
+                message_type=MessageType.METHOD_RETURN, reply_serial=1, signature="h", body=[0]
+            )
+        fd = sealed_file("test", content)
+        sent.append((fd, os.fstat(fd).st_ino))
+        return Message(
+            message_type=MessageType.METHOD_RETURN,
+            reply_serial=1,
+            signature="h",
+            body=[0],
+            unix_fds=[fd],
+        )
+
+    client = HelperClient(_FakeBus(answer))  # type: ignore[arg-type]
+    with pytest.raises(Failed, match=message):
+        asyncio.run(client.list_devices())
+    assert not any(_still_open(fd, inode) for fd, inode in sent)

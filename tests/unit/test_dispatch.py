@@ -19,6 +19,7 @@ def test_the_service_declares_every_method_of_the_contract() -> None:
     bound = _bind(HelperService.__new__(HelperService))
     assert set(bound) == {
         "ListDevices",
+        "ListDevicesByFileDescriptor",
         "CreateDevice",
         "CreateBridge",
         "DeleteDevice",
@@ -33,6 +34,7 @@ def test_the_service_declares_every_method_of_the_contract() -> None:
     public = {name for name, b in bound.items() if b.declaration.action is PUBLIC}
     assert public == {
         "ListDevices",
+        "ListDevicesByFileDescriptor",
         "GetPermissions",
         "Subscribe",
         "WatchStatistics",
