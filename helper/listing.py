@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,10 +97,7 @@ class DeviceForms:
 
 
 def sealed_file(name: str, data: bytes) -> int:
-    """A new memfd holding ``data``, sealed against any change, read from its start.
-
-    Every caller gets its own file, so no reader moves another's offset.
-    """
+    """A new memfd holding ``data``, sealed against any change, read from its start."""
     fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
         view = memoryview(data)
@@ -111,3 +109,33 @@ def sealed_file(name: str, data: bytes) -> int:
         os.close(fd)
         raise
     return fd
+
+
+class SharedListing:
+    """The last listing in one sealed memfd, opened anew for every caller.
+
+    Every caller reads the same file, so callers that keep their
+    descriptors keep one listing's pages, not one each; a caller can only
+    pin the listings that existed while it asked.  Each gets an open file
+    of its own (through ``/proc/self/fd``), read-only and at offset 0, so no
+    reader moves another's offset.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._fd = -1
+        self._key: object = None
+
+    def open(self, key: object, build: Callable[[], bytes]) -> int:
+        """A read-only descriptor of the listing for ``key``; ``build`` makes a new one."""
+        if self._fd < 0 or key != self._key:
+            fd = sealed_file(self._name, build())
+            self.close()
+            self._fd, self._key = fd, key
+        return os.open(f"/proc/self/fd/{self._fd}", os.O_RDONLY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        """Let the helper's own copy go (callers keep theirs)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd, self._key = -1, None

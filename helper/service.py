@@ -16,7 +16,7 @@ from .counters import StatisticsTicker
 from .devices import DeviceManager, State
 from .dispatch import PUBLIC, Dispatcher, FdReply, method
 from .errors import Failed
-from .listing import DeviceForms, sealed_file
+from .listing import DeviceForms, SharedListing
 from .marshalled import MarshalledBody
 from .polkit import CHANGED_RULE, GRANT_LIFETIME, Authority
 from .table import Delta
@@ -61,10 +61,10 @@ class HelperService:
         # between two listings, and building them is the larger part of
         # answering one.
         self._forms = DeviceForms()
-        # The last ListDevices body, marshalled, the last listing's JSON,
-        # and the state each shows.
+        # The last ListDevices body, marshalled, and the state it shows.
         self._listed: tuple[State, MarshalledBody] | None = None
-        self._listed_json: tuple[State, bytes] | None = None
+        # The last listing as a file (ListDevicesByFileDescriptor).
+        self._listing_file = SharedListing("tungui-devices")
         #: Clients watching DevicesChanged; the helper stays while there are any.
         self.subscribers: set[str] = set()
         self.ticker = StatisticsTicker(self._counted_names, self._send_statistics)
@@ -88,6 +88,7 @@ class HelperService:
             capture.stop()
         if self._flush is not None:
             self._flush.cancel()
+        self._listing_file.close()
         self.devices.close()
 
     # --------------------------------------------------------------- methods
@@ -102,10 +103,10 @@ class HelperService:
 
     @method("ListDevicesByFileDescriptor", action=PUBLIC)
     async def list_devices_by_fd(self, sender: str) -> FdReply:
-        state = self.devices.state()
-        if self._listed_json is None or self._listed_json[0] != state:
-            self._listed_json = (state, self._forms.listing(self.devices.list_devices()))
-        return FdReply([0], [sealed_file("tungui-devices", self._listed_json[1])])
+        fd = self._listing_file.open(
+            self.devices.state(), lambda: self._forms.listing(self.devices.list_devices())
+        )
+        return FdReply([0], [fd])
 
     @method(
         "CreateDevice",

@@ -239,42 +239,46 @@ def test_non_ascii_input_and_names_never_cost_the_helper_its_bus(
     assert [n for n in clean_netns.link_names() if n.startswith("br")] == []
 
 
+async def _listing_fd(client: HelperClient) -> int:
+    """ListDevicesByFileDescriptor, called as any D-Bus peer would: the fd."""
+    reply = await client.bus.call(
+        Message(
+            destination=BUS_NAME,
+            path=OBJECT_PATH,
+            interface=INTERFACE,
+            member="ListDevicesByFileDescriptor",
+        )
+    )
+    assert reply is not None and reply.signature == "h", reply
+    (fd,) = reply.unix_fds
+    return int(fd)
+
+
 async def _both_listings(
     tun_spec: dict[str, Any],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], os.stat_result, os.stat_result, int]:
-    """With a transient TUN of this connection's: both listings, the raw file twice."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], tuple[int, int]]:
+    """With a transient TUN of this connection's: both listings, and two
+    descriptors of one listing file (the caller closes them)."""
     client = await HelperClient.connect(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
+    loop = asyncio.get_running_loop()
     try:
         await client.create_device(tun_spec, interactive=False)
         by_file: list[dict[str, Any]] = []
         in_reply: list[dict[str, Any]] = [{}]
-        deadline = asyncio.get_running_loop().time() + 5
+        deadline = loop.time() + 5
         # A change between the two calls (a read-back 200 ms after an event)
         # makes them differ once; a difference in the forms never goes away.
-        while by_file != in_reply and asyncio.get_running_loop().time() < deadline:
+        while by_file != in_reply and loop.time() < deadline:
             by_file = await client.list_devices()
             in_reply = await client.list_devices_in_reply()
-        stats = []
-        for _ in range(2):
-            reply = await client.bus.call(
-                Message(
-                    destination=BUS_NAME,
-                    path=OBJECT_PATH,
-                    interface=INTERFACE,
-                    member="ListDevicesByFileDescriptor",
-                )
-            )
-            assert reply is not None and reply.signature == "h", reply
-            (fd,) = reply.unix_fds
-            try:
-                stats.append(os.fstat(fd))
-                seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
-                with pytest.raises(OSError) as refused:
-                    os.pwrite(fd, b"x", 0)
-                assert refused.value.errno == errno.EPERM
-            finally:
+        # Two callers of one listing share its file: asked until no event
+        # came between the two calls.
+        while True:
+            pair = await _listing_fd(client), await _listing_fd(client)
+            if os.fstat(pair[0]).st_ino == os.fstat(pair[1]).st_ino or loop.time() > deadline:
+                return by_file, in_reply, pair
+            for fd in pair:
                 os.close(fd)
-        return by_file, in_reply, stats[0], stats[1], seals
     finally:
         await client.close()
 
@@ -304,15 +308,26 @@ def test_the_listing_file_holds_what_list_devices_answers(
     )
     spec = {"mode": "tun", "name": "ltun0", "pi": True, "multi_queue": True, "queues": 2}
 
-    by_file, in_reply, first, second, seals = asyncio.run(_both_listings(spec))
-
-    assert by_file == in_reply
-    listed = {d["name"]: d for d in by_file}
-    unicode_name = "br\\xfc0" if ASCII_ONLY else "brü0"
-    assert {bridge, tap, "ltun0", "other0", unicode_name, "br\\xff0"} <= set(listed)
-    assert listed["ltun0"]["held"] and listed["ltun0"]["queues_attached"] == 2
-    assert listed[tap]["master"] == bridge and listed[tap]["vnet_hdr"] is True
-    assert listed["other0"]["managed"] is False
-    # Each caller gets a file of its own (no shared offset), sealed.
-    assert first.st_ino != second.st_ino and first.st_size == second.st_size > 0
-    assert seals & fcntl.F_SEAL_WRITE and seals & fcntl.F_SEAL_SEAL
+    by_file, in_reply, (first, second) = asyncio.run(_both_listings(spec))
+    try:
+        assert by_file == in_reply
+        listed = {d["name"]: d for d in by_file}
+        unicode_name = "br\\xfc0" if ASCII_ONLY else "brü0"
+        assert {bridge, tap, "ltun0", "other0", unicode_name, "br\\xff0"} <= set(listed)
+        assert listed["ltun0"]["held"] and listed["ltun0"]["queues_attached"] == 2
+        assert listed[tap]["master"] == bridge and listed[tap]["vnet_hdr"] is True
+        assert listed["other0"]["managed"] is False
+        # One sealed file, read-only to every caller, each at its own offset.
+        assert os.fstat(first).st_ino == os.fstat(second).st_ino
+        seals = fcntl.fcntl(first, fcntl.F_GET_SEALS)
+        assert seals & fcntl.F_SEAL_WRITE and seals & fcntl.F_SEAL_SEAL
+        for fd in (first, second):
+            with pytest.raises(OSError) as refused:
+                os.write(fd, b"x")
+            assert refused.value.errno == errno.EBADF
+        head = os.read(first, 1)
+        assert head == b"["
+        assert os.read(second, 1 << 20).startswith(b"[{")
+    finally:
+        os.close(first)
+        os.close(second)

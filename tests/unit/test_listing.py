@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tungui_helper.contract import DEVICE_SIGNATURES
-from tungui_helper.listing import DeviceForms, sealed_file
+from tungui_helper.listing import DeviceForms, SharedListing, sealed_file
 from tungui_helper.marshalled import MarshalledBody, MarshalledReply
 
 # Text as the kernel may hold it (C strings): any characters but NUL, and
@@ -98,3 +98,34 @@ def test_the_file_is_sealed_and_read_from_its_start() -> None:
         assert os.pread(fd, 100, 0) == data
     finally:
         os.close(fd)
+
+
+def test_callers_share_the_file_but_not_its_offset() -> None:
+    listing = SharedListing("test")
+    builds: list[int] = []
+
+    def build(text: bytes) -> bytes:
+        builds.append(1)
+        return text
+
+    try:
+        first = listing.open(1, lambda: build(b"[1,2,3]\n"))
+        second = listing.open(1, lambda: build(b"never built"))
+        assert len(builds) == 1
+        assert os.fstat(first).st_ino == os.fstat(second).st_ino
+        assert os.read(first, 3) == b"[1,"
+        assert os.read(second, 100) == b"[1,2,3]\n"  # from its own start
+        for fd in (first, second):
+            assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+            with pytest.raises(OSError) as refused:
+                os.write(fd, b"x")
+            assert refused.value.errno == errno.EBADF
+        # A new listing is a new file; a caller that kept the old one reads it whole.
+        third = listing.open(2, lambda: build(b"[4]\n"))
+        assert os.read(third, 100) == b"[4]\n"
+        assert os.fstat(third).st_ino != os.fstat(first).st_ino
+        assert os.pread(first, 100, 0) == b"[1,2,3]\n"
+        for fd in (first, second, third):
+            os.close(fd)
+    finally:
+        listing.close()
