@@ -86,15 +86,17 @@ def _listing_reply(member: str, devices: list[dict[str, Variant]]) -> Message:
             signature="aa{sv}",
             body=[devices],
         )
-    fd = sealed_file(
-        "test", json.dumps([{k: v.value for k, v in d.items()} for d in devices]).encode()
-    )
+    return _file_reply(json.dumps([{k: v.value for k, v in d.items()} for d in devices]).encode())
+
+
+def _file_reply(content: bytes) -> Message:
+    """A ListDevicesByFileDescriptor answer: a sealed file holding ``content``."""
     return Message(
         message_type=MessageType.METHOD_RETURN,
         reply_serial=1,
         signature="h",
         body=[0],
-        unix_fds=[fd],
+        unix_fds=[sealed_file("test", content)],
     )
 
 
@@ -220,15 +222,9 @@ def test_a_bad_device_list_file_is_a_named_failure(content: bytes | None, messag
             return Message(
                 message_type=MessageType.METHOD_RETURN, reply_serial=1, signature="h", body=[0]
             )
-        fd = sealed_file("test", content)
-        sent.append((fd, os.fstat(fd).st_ino))
-        return Message(
-            message_type=MessageType.METHOD_RETURN,
-            reply_serial=1,
-            signature="h",
-            body=[0],
-            unix_fds=[fd],
-        )
+        reply = _file_reply(content)
+        sent.extend((fd, os.fstat(fd).st_ino) for fd in reply.unix_fds)
+        return reply
 
     client = HelperClient(_FakeBus(answer))  # type: ignore[arg-type]
     with pytest.raises(Failed, match=message):
