@@ -968,6 +968,10 @@ class HelperProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def fd_count(self) -> int:
+        """How many file descriptors the helper has open."""
+        return len(list(Path(f"/proc/{self.pid}/fd").iterdir()))
+
     def exited_unexpectedly(self) -> int | None:
         """The exit status if the helper died without :meth:`stop`, else None."""
         if self.proc is None:

@@ -24,10 +24,6 @@ from .traffic import Reader, udp, udp_for
 pytestmark = pytest.mark.integration
 
 
-def helper_fds(helper: HelperProcess) -> int:
-    return len(list(Path(f"/proc/{helper.pid}/fd").iterdir()))
-
-
 def send(netns: Netns, count: int, size: int = 96) -> None:
     subprocess.run(["ip", "netns", "exec", netns.name, *udp(count, size)], check=True)
 
@@ -83,24 +79,24 @@ def test_snap_length_is_cut_in_the_kernel(
 def test_capture_is_refused_to_an_unprivileged_user(
     helper: HelperProcess, tun: str, bus: DBusDaemon, run_as_nobody: RunAsNobody
 ) -> None:
-    before = helper_fds(helper)
+    before = helper.fd_count()
     result = run_as_nobody(busctl_argv(bus.address, "StartCapture", "sa{sv}", tun, "0"))
     assert result.returncode != 0
     assert "not allowed to capture packets" in result.stderr, result.stderr
-    assert helper_fds(helper) == before
+    assert helper.fd_count() == before
 
 
 def test_closing_the_stream_ends_the_capture(helper: HelperProcess, tun: str) -> None:
-    before = helper_fds(helper)
+    before = helper.fd_count()
 
     async def start_then_close() -> None:
         client = await HelperClient.connect(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
         try:
             stream = await client.start_capture(tun)
             # The packet socket (and its ring), and the helper's end of the stream.
-            wait_until(lambda: helper_fds(helper) > before, timeout=5, what="capture fds")
+            wait_until(lambda: helper.fd_count() > before, timeout=5, what="capture fds")
             stream.close()
-            wait_until(lambda: helper_fds(helper) == before, timeout=5, what="fds released")
+            wait_until(lambda: helper.fd_count() == before, timeout=5, what="fds released")
         finally:
             await client.close()
 
@@ -124,7 +120,7 @@ CLIENT = textwrap.dedent(
 
 
 def test_a_killed_client_ends_its_capture(helper: HelperProcess, tun: str) -> None:
-    before = helper_fds(helper)
+    before = helper.fd_count()
     client = subprocess.Popen(
         [sys.executable, "-c", CLIENT, tun],
         stdout=subprocess.PIPE,
@@ -133,7 +129,7 @@ def test_a_killed_client_ends_its_capture(helper: HelperProcess, tun: str) -> No
     )
     try:
         assert client.stdout is not None and client.stdout.readline().strip() == "capturing"
-        assert helper_fds(helper) > before
+        assert helper.fd_count() > before
         # The stream is the client's alone: its fd is a socket in the client's
         # table, and no path on the filesystem leads to it.
         fds = [fd.readlink() for fd in Path(f"/proc/{client.pid}/fd").iterdir()]
@@ -143,7 +139,7 @@ def test_a_killed_client_ends_its_capture(helper: HelperProcess, tun: str) -> No
     finally:
         client.kill()
         client.wait()
-    wait_until(lambda: helper_fds(helper) == before, timeout=5, what="fds released")
+    wait_until(lambda: helper.fd_count() == before, timeout=5, what="fds released")
 
 
 def _checksum(data: bytes) -> int:
@@ -420,19 +416,19 @@ def test_a_held_capture_leaves_nothing_behind(helper: HelperProcess, clean_netns
         client = await HelperClient.connect(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
         try:
             name = await client.create_device({**TRANSIENT_TUN, "multi_queue": True, "queues": 2})
-            before = helper_fds(helper)
+            before = helper.fd_count()
             stream = await client.start_capture(name)
             # The stream's end, a duplicate of each queue, the thread's wake pipe.
-            during = helper_fds(helper)
+            during = helper.fd_count()
             stream.close()
-            wait_until(lambda: helper_fds(helper) == before, timeout=5, what="fds released")
+            wait_until(lambda: helper.fd_count() == before, timeout=5, what="fds released")
             assert clean_netns.link(name) is not None, "the device is still held"
             # Again, and this time the device goes while it is captured.
             stream = await client.start_capture(name)
             await client.delete_device(name)
             stream.settimeout(5)
             ended = await asyncio.to_thread(lambda: stream.recv(1 << 19))
-            wait_until(lambda: helper_fds(helper) == before - 2, timeout=5, what="fds released")
+            wait_until(lambda: helper.fd_count() == before - 2, timeout=5, what="fds released")
             return name, before, during, ended
         finally:
             await client.close()

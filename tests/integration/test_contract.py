@@ -331,3 +331,25 @@ def test_the_listing_file_holds_what_list_devices_answers(
     finally:
         os.close(first)
         os.close(second)
+
+
+def test_listing_files_leave_no_descriptor_behind_in_the_helper(
+    helper: HelperProcess, clean_netns: Netns
+) -> None:
+    async def list_while_devices_change() -> int:
+        client = await HelperClient.connect(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
+        try:
+            for step in range(10):
+                # A new device between steps: a new listing file each step.
+                await client.create_device({"mode": "tap", "name": f"leak{step}"})
+                listings = await asyncio.gather(*(client.list_devices() for _ in range(5)))
+                assert all(f"leak{step}" in {d["name"] for d in x} for x in listings)
+            return len(listings[-1])
+        finally:
+            await client.close()
+
+    before = helper.fd_count()
+    assert asyncio.run(list_while_devices_change()) >= 10
+    # The transient devices went with the connection; the helper keeps one
+    # listing file at most, as it did before.
+    wait_until(lambda: helper.fd_count() <= before + 1, timeout=5, what="descriptors released")
