@@ -141,6 +141,9 @@ def shoot(outdir: Path, address: str, helper: stack.HelperProcess) -> list[Path]
     deadline = time.monotonic() + 15
     while tungui.model.rowCount() < 5 and time.monotonic() < deadline:
         settle(0.1)
+    # The graph loads after the first paint; the list may well be in before.
+    while tungui.window.graph is None and time.monotonic() < deadline:
+        settle(0.1)
     tungui.window.resize(1380, 420)
     tungui.window.select("vm1")
     settle(0.5)
