@@ -266,7 +266,7 @@ def main() -> int:
         )
         return 0
     finally:
-        bench.close(("the C reader", lambda: drain is not None and drain.kill()))
+        bench.close(("the C reader", lambda: drain.kill() if drain is not None else None))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ one ``dataChanged``; only new and removed devices change the row set.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,7 +226,7 @@ class DeviceTableModel(QAbstractTableModel):
             if doomed:
                 self._reindex()
 
-    def apply_statistics(self, timestamp_ns: int, counters: dict[str, Counters]) -> None:
+    def apply_statistics(self, timestamp_ns: int, counters: Mapping[str, Counters]) -> None:
         """Take one Statistics tick: new counters, and rates since the last one."""
         for name, values in counters.items():
             previous = self._counters.get(name)
