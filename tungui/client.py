@@ -19,7 +19,7 @@ import socket
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from dbus_fast import BusType, Message, MessageFlag, MessageType, Variant
+from dbus_fast import BusType, ErrorType, Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.introspection import Node
 from dbus_fast.unpack import unpack_variants
@@ -133,8 +133,6 @@ def from_variants(values: Mapping[str, Variant]) -> dict[str, Any]:
     """Unwrap a device dict."""
     return {key: variant.value for key, variant in values.items()}
 
-
-_UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
 
 _pauses = 0
 _collect_after = False
@@ -281,7 +279,7 @@ class HelperClient:
                 try:
                     reply = await self._reply("ListDevicesByFileDescriptor")
                 except HelperError as exc:
-                    if exc.name != _UNKNOWN_METHOD:
+                    if exc.name != ErrorType.UNKNOWN_METHOD.value:
                         raise
                     self._listing_by_fd = False
                 else:
