@@ -46,6 +46,8 @@ class ErrorName(enum.StrEnum):
     EXISTS = "io.github.tungui.Error.Exists"
     NOT_AUTHORIZED = "io.github.tungui.Error.NotAuthorized"
     FAILED = "io.github.tungui.Error.Failed"
+    #: A per-user cap was reached (captures, held queues, calls in flight).
+    LIMITS_EXCEEDED = "io.github.tungui.Error.LimitsExceeded"
 
 
 INTERFACE_XML_RESOURCE = "io.github.tungui.Helper1.xml"

@@ -47,3 +47,27 @@ class Failed(HelperError):
     """The kernel refused an operation that was valid on its face."""
 
     error_name = ErrorName.FAILED
+
+
+class LimitsExceeded(HelperError):
+    """The caller's user reached one of the helper's caps; nothing was done."""
+
+    error_name = ErrorName.LIMITS_EXCEEDED
+
+
+#: Characters of a caller's input an error message repeats at most.
+SHOWN_CHARS = 40
+
+
+def shown(value: str | bytes, limit: int = SHOWN_CHARS) -> str:
+    """A caller's input as an error message may repeat it: quoted, escaped, cut short.
+
+    Errors name what was wrong, but a reply must never grow with the input
+    (a 9 MB name would make a 36 MB error, which the bus refuses, taking the
+    helper's connection with it).  Only the first ``limit`` characters are
+    looked at, so the cost does not grow with the input either.
+    """
+    text = ascii(value[:limit])
+    if len(value) > limit:
+        return f"{text}… ({len(value)} long)"
+    return text

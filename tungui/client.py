@@ -75,6 +75,10 @@ class Failed(HelperError):
     """The kernel refused, or the helper failed."""
 
 
+class LimitsExceeded(HelperError):
+    """Your user reached one of the helper's caps (captures, held queues, calls)."""
+
+
 class HelperUnavailable(HelperError):
     """The helper is not installed, not running, or left the bus."""
 
@@ -85,6 +89,7 @@ _ERRORS: dict[str, type[HelperError]] = {
     ErrorName.EXISTS.value: Exists,
     ErrorName.NOT_AUTHORIZED.value: NotAuthorized,
     ErrorName.FAILED.value: Failed,
+    ErrorName.LIMITS_EXCEEDED.value: LimitsExceeded,
     "org.freedesktop.DBus.Error.ServiceUnknown": HelperUnavailable,
     "org.freedesktop.DBus.Error.NameHasNoOwner": HelperUnavailable,
     "org.freedesktop.DBus.Error.NoReply": HelperUnavailable,
