@@ -50,6 +50,86 @@ class ErrorName(enum.StrEnum):
     LIMITS_EXCEEDED = "io.github.tungui.Error.LimitsExceeded"
 
 
+# --------------------------------------------------------------------- limits
+# Every caller-supplied value is capped by size before any other work is
+# done on it, and before polkit is asked (docs/security.md): a free or
+# refused call must cost the helper no more than a well-formed one.
+
+#: The kernel's IFNAMSIZ: interface names have at most 15 bytes.
+IFNAMSIZ = 16
+#: Interface MTU bounds the kernel enforces for tun/tap and bridges.
+MIN_MTU = 68
+MAX_MTU = 65535
+#: Characters of a device name as callers send it: the escaped form of
+#: :func:`escape_name` takes at most 4 characters per byte.
+TARGET_MAX_CHARS = 4 * (IFNAMSIZ - 1)
+#: Addresses one CreateDevice, CreateBridge or ConfigureDevice may carry.
+MAX_ADDRESSES = 256
+#: The longest address in CIDR notation (an IPv6 address with an embedded
+#: IPv4 one and a /128 is 49).
+ADDRESS_MAX_CHARS = 64
+#: "02:00:5e:10:00:01".
+MAC_CHARS = 17
+#: Bytes a program may write to a TUN/TAP device at most: packet
+#: information (4), a virtio-net header (10), an Ethernet header with a
+#: VLAN tag (18) and the largest MTU.  InjectPacket's bound for one device
+#: is tighter (its own MTU and headers); this one is checked first.
+MAX_PACKET = 4 + 10 + 18 + MAX_MTU
+
+
+# ----------------------------------------------------------------- names
+
+
+def escape_name(name: str, *, ascii_only: bool = False) -> str:
+    """An interface name as it travels on the bus: printable text, and injective.
+
+    The kernel's names are bytes (anything but NUL, '/', ':' and ASCII
+    whitespace); the helper reads them with Python's ``surrogateescape``, so
+    a byte that is not UTF-8 is a lone surrogate here.  A name that is
+    printable UTF-8 without a backslash, as every name tungui gives, goes
+    out unchanged.  In any other name, a backslash is doubled and each
+    character that is not printable (control bytes could drive a terminal
+    that prints the list), not UTF-8, or, with ``ascii_only``, not ASCII, is
+    written as its bytes, ``\\xNN`` each.  So each escaped form stands for
+    one byte string only: a TAP named ``tg\\xff`` cannot shadow a device
+    whose name holds the byte 0xff, and callers address devices by the
+    escaped form they were shown.
+
+    Args:
+        name: the name as read from the kernel.
+        ascii_only: escape every non-ASCII character too (for dbus-fast
+            1.84, which cannot send other text; see ``wire.py``).
+    """
+    if "\\" not in name and name.isprintable() and (name.isascii() or not ascii_only):
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            return name
+    out = []
+    for char in name:
+        if char == "\\":
+            out.append("\\\\")
+        elif char.isprintable() and (char.isascii() or not ascii_only) and _is_text(char):
+            out.append(char)
+        else:
+            out.extend(f"\\x{byte:02x}" for byte in _bytes_of(char))
+    return "".join(out)
+
+
+def _is_text(char: str) -> bool:
+    return not 0xD800 <= ord(char) <= 0xDFFF
+
+
+def _bytes_of(char: str) -> bytes:
+    """The kernel's bytes behind one character of a name."""
+    try:
+        return char.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that no kernel name gives
+        return char.encode("utf-8", "surrogatepass")
+
+
 INTERFACE_XML_RESOURCE = "io.github.tungui.Helper1.xml"
 
 

@@ -22,7 +22,10 @@ from typing import Any
 from dbus_fast import Variant
 
 from .contract import DEVICE_SIGNATURES
-from .wire import wire
+from .wire import wire, wire_name
+
+#: Keys whose value is a device's name, listed as callers address it.
+NAME_KEYS = frozenset({"name", "master"})
 
 #: Seals of a listing file: nobody can change it, nor the seals.
 _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
@@ -33,7 +36,9 @@ def to_wire(device: dict[str, Any]) -> dict[str, Any]:
     wired = {}
     for key, value in device.items():
         signature = DEVICE_SIGNATURES[key]
-        if signature == "s":
+        if key in NAME_KEYS:
+            value = wire_name(value)
+        elif signature == "s":
             value = wire(value)
         elif signature == "as":
             value = [wire(v) for v in value]

@@ -43,7 +43,7 @@ def _name(value: Any) -> str:
 
 
 def _packet(value: Any) -> bytes:
-    return bytes(value)
+    return validate.packet(value)
 
 
 class HelperService:

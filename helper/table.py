@@ -11,9 +11,26 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .netlink import AddrInfo, Event, LinkInfo
-from .wire import wire
+from .wire import wire_name
 
 LISTED_KINDS = frozenset({"tun", "tap", "bridge"})
+
+
+def _keys(name: str) -> set[str]:
+    """The names a caller may address a link by.
+
+    Its listed form; and the name itself where that cannot be another
+    link's listed form (no backslash, valid text): so a name that is listed
+    escaped only on dbus-fast 1.84 (any non-ASCII one) still works as typed.
+    """
+    keys = {wire_name(name)}
+    if "\\" not in name and name.isprintable():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return keys
+        keys.add(name)
+    return keys
 
 
 @dataclass
@@ -75,8 +92,8 @@ class DeviceTable:
                 if old is not None and old.name != info.name:
                     self._forget_name(old.name, info.index)
                 self.links[info.index] = info
-                self._names[info.name] = info.index
-                self._names.setdefault(wire(info.name), info.index)
+                for key in _keys(info.name):
+                    self._names[key] = info.index
                 if old != info:
                     self.version = version + 1
                     delta.changed.add(info.index)
@@ -105,12 +122,12 @@ class DeviceTable:
         return delta
 
     def _forget_name(self, name: str, index: int) -> None:
-        for key in (name, wire(name)):
+        for key in _keys(name):
             if self._names.get(key) == index:
                 del self._names[key]
 
     def by_name(self, name: str) -> LinkInfo | None:
-        """The link of that name, if there is one."""
+        """The link of that name as ListDevices gives it, if there is one."""
         index = self._names.get(name)
         return None if index is None else self.links.get(index)
 

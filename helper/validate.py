@@ -15,14 +15,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .contract import CAPTURE_MAX_SNAPLEN, CAPTURE_MIN_SNAPLEN
+from .contract import (
+    ADDRESS_MAX_CHARS,
+    CAPTURE_MAX_SNAPLEN,
+    CAPTURE_MIN_SNAPLEN,
+    IFNAMSIZ,
+    MAC_CHARS,
+    MAX_ADDRESSES,
+    MAX_MTU,
+    MAX_PACKET,
+    MIN_MTU,
+    TARGET_MAX_CHARS,
+)
 from .contract import SPEC_SIGNATURES as KEY_SIGNATURES
-from .errors import InvalidArgument
+from .errors import InvalidArgument, shown
 
-IFNAMSIZ = 16
-#: Interface MTU bounds the kernel enforces for tun/tap and bridges.
-MIN_MTU = 68
-MAX_MTU = 65535
 #: The kernel's MAX_TAP_QUEUES.
 MAX_QUEUES = 256
 #: Largest uid/gid we accept; (uid_t)-1 means "none" and is spelled -1.
@@ -108,22 +115,32 @@ def check_name(name: str, *, what: str = "name", template: bool = False) -> str:
     Returns:
         The name, unchanged.
     """
-    encoded = name.encode("utf-8", "surrogateescape")
+    # A character is at least one byte: a long string is refused before
+    # it is encoded, so the cost never grows with the input.
+    encoded = name[:IFNAMSIZ].encode("utf-8", "surrogateescape")
     if not encoded:
         raise InvalidArgument(f"The {what} is empty.")
-    if len(encoded) >= IFNAMSIZ:
+    if len(name) >= IFNAMSIZ or len(encoded) >= IFNAMSIZ:
+        size = (
+            f"{len(name.encode('utf-8', 'surrogateescape'))} bytes long"
+            if len(name) <= TARGET_MAX_CHARS
+            else "too long"
+        )
         raise InvalidArgument(
-            f"The {what} {name!r} is {len(encoded)} bytes long; "
-            f"interface names have at most {IFNAMSIZ - 1}."
+            f"The {what} {shown(name)} is {size}; interface names have at most "
+            f"{IFNAMSIZ - 1} bytes."
         )
     if name in (".", ".."):
         raise InvalidArgument(f"The {what} cannot be {name!r}.")
     for char in name:
         # Stricter than the kernel, as systemd is: other tools break on
-        # names that are not printable ASCII.
-        if char in "/:":
+        # names that are not printable ASCII.  No backslash either: the
+        # helper lists names it cannot show as they are with backslash
+        # escapes, and a name must never look like another's escape.
+        if char in "/:\\":
             raise InvalidArgument(
-                f"The {what} {name!r} contains {char!r}; interface names cannot contain '/' or ':'."
+                f"The {what} {name!a} contains {char!a}; interface names cannot contain "
+                "'/', ':' or a backslash."
             )
         if not (char.isascii() and char.isprintable()) or char.isspace():
             raise InvalidArgument(
@@ -148,8 +165,8 @@ def check_target(name: str) -> str:
     Looser than :func:`check_name`: devices made by others may have names
     tungui would not give, which the helper lists in an escaped form.
     """
-    if not name or len(name) > 4 * IFNAMSIZ or "/" in name:
-        raise InvalidArgument(f"{name!a} is not the name of a network device.")
+    if not name or len(name) > TARGET_MAX_CHARS or "/" in name:
+        raise InvalidArgument(f"{shown(name)} is not the name of a network device.")
     return name
 
 
@@ -162,8 +179,8 @@ def check_mtu(mtu: int) -> int:
 
 def check_mac(mac: str) -> str:
     """Check a unicast Ethernet address; return it in lowercase."""
-    if not _MAC_RE.fullmatch(mac):
-        raise InvalidArgument(f"The MAC address {mac!r} is not of the form 02:00:5e:10:00:01.")
+    if len(mac) != MAC_CHARS or not _MAC_RE.fullmatch(mac):
+        raise InvalidArgument(f"The MAC address {shown(mac)} is not of the form 02:00:5e:10:00:01.")
     octets = bytes.fromhex(mac.replace(":", ""))
     if octets[0] & 1:
         raise InvalidArgument(f"The MAC address {mac} is a multicast address.")
@@ -180,21 +197,34 @@ def check_id(value: int, *, what: str) -> int:
 
 
 def check_addresses(values: list[str]) -> tuple[IpInterface, ...]:
-    """Check a list of addresses in CIDR notation (a bare address is a host)."""
-    seen: list[IpInterface] = []
+    """Check a list of addresses in CIDR notation (a bare address is a host).
+
+    Linear in the length of the list, which is capped first.
+    """
+    if len(values) > MAX_ADDRESSES:
+        raise InvalidArgument(
+            f"{len(values)} addresses are too many; a device takes at most {MAX_ADDRESSES} "
+            "in one call."
+        )
+    seen: dict[IpInterface, None] = {}
     for text in values:
+        if len(text) > ADDRESS_MAX_CHARS:
+            raise InvalidArgument(f"{shown(text)} is too long to be an address.")
+        if "%" in text:
+            # ipaddress takes a scope (fe80::1%eth0) and would drop it.
+            raise InvalidArgument(f"{shown(text)} has a scope; give the address alone.")
         try:
             iface = ipaddress.ip_interface(text.strip())
         except ValueError:
             raise InvalidArgument(
-                f"{text!r} is not an IPv4 or IPv6 address in CIDR notation "
+                f"{shown(text)} is not an IPv4 or IPv6 address in CIDR notation "
                 "(such as 192.0.2.1/24 or 2001:db8::1/64)."
             ) from None
         if iface.ip.is_multicast or iface.ip.is_unspecified:
-            raise InvalidArgument(f"{text!r} is not a unicast address.")
+            raise InvalidArgument(f"{shown(text)} is not a unicast address.")
         if iface in seen:
             raise InvalidArgument(f"The address {iface} is listed twice.")
-        seen.append(iface)
+        seen[iface] = None
     return tuple(seen)
 
 
@@ -205,12 +235,16 @@ def check_signatures(values: Mapping[str, tuple[str, Any]], allowed: frozenset[s
         values: key -> (D-Bus signature, value) as received.
         allowed: the keys this call accepts.
     """
+    if len(values) > len(allowed):
+        raise InvalidArgument(
+            f"{len(values)} keys are more than this call accepts ({len(allowed)})."
+        )
     for key, (signature, _value) in values.items():
         if key in READ_ONLY_KEYS:
             raise InvalidArgument(f"The key {key!r} is reported by the helper and cannot be set.")
         if key not in allowed:
             known = ", ".join(sorted(allowed))
-            raise InvalidArgument(f"Unknown key {key!r}; the keys accepted here are: {known}.")
+            raise InvalidArgument(f"Unknown key {shown(key)}; the keys accepted here are: {known}.")
         expected = KEY_SIGNATURES[key]
         if signature != expected:
             raise InvalidArgument(
@@ -276,11 +310,15 @@ _CAPTURE_OPTIONS = {"snaplen": "u", "max_rate": "u"}
 
 def capture_options(values: Mapping[str, tuple[str, Any]]) -> CaptureOptions:
     """Check StartCapture's options."""
+    if len(values) > len(_CAPTURE_OPTIONS):
+        raise InvalidArgument(
+            f"{len(values)} capture options are more than there are ({len(_CAPTURE_OPTIONS)})."
+        )
     for key, (signature, _value) in values.items():
         expected = _CAPTURE_OPTIONS.get(key)
         if expected is None:
             raise InvalidArgument(
-                f"Unknown capture option {key!r}; the options are: "
+                f"Unknown capture option {shown(key)}; the options are: "
                 f"{', '.join(sorted(_CAPTURE_OPTIONS))}."
             )
         if signature != expected:
@@ -295,6 +333,19 @@ def capture_options(values: Mapping[str, tuple[str, Any]]) -> CaptureOptions:
         )
     max_rate = int(values.get("max_rate", ("u", 0))[1])
     return CaptureOptions(snaplen, max_rate)
+
+
+def packet(value: bytes) -> bytes:
+    """Check InjectPacket's packet against the largest any device takes.
+
+    The device's own bound (its MTU and headers) is checked once the device
+    is known; this one comes first, before the bytes are even copied.
+    """
+    if len(value) > MAX_PACKET:
+        raise InvalidArgument(
+            f"A packet of {len(value)} bytes is longer than any device takes ({MAX_PACKET})."
+        )
+    return bytes(value)
 
 
 def bridge_spec(values: Mapping[str, tuple[str, Any]]) -> BridgeSpec:

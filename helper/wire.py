@@ -8,14 +8,17 @@ whole reply:
   text is malformed and dbus-daemon drops the sender.  Where the installed
   dbus-fast has that bug, non-ASCII text is sent backslash-escaped.
 * Interface names are bytes to the kernel and need not be UTF-8; D-Bus
-  strings must be.  Such names are sent with their bytes escaped.
+  strings must be.  Such names are sent with their bytes escaped, in a
+  form no other name can take (:func:`~tungui_helper.contract.escape_name`).
 
-Callers may use the escaped form of a name to address the device.
+Callers address a device by its name as listed.
 """
 
 from __future__ import annotations
 
 from dbus_fast import Message
+
+from .contract import escape_name
 
 
 def _counts_characters() -> bool:
@@ -34,12 +37,29 @@ ASCII_ONLY = _counts_characters()
 
 
 def wire(text: str) -> str:
-    """``text`` as it can safely travel on this bus connection."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # Bytes that are not UTF-8 arrive as surrogate escapes.
-        text = text.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
-    if ASCII_ONLY and not text.isascii():
-        text = text.encode("ascii", "backslashreplace").decode("ascii")
-    return text
+    """Free text (an error message) as it can safely travel on this bus connection.
+
+    Characters the connection cannot carry (bytes of a name that are not
+    UTF-8, and any non-ASCII text where :data:`ASCII_ONLY`) are written as
+    their bytes, ``\\xNN``, as :func:`wire_name` writes them.
+    """
+    if text.isascii():
+        return text
+    if not ASCII_ONLY:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            return text
+    return "".join(
+        char
+        if char.isascii() or (not ASCII_ONLY and not 0xD800 <= ord(char) <= 0xDFFF)
+        else escape_name(char, ascii_only=True)
+        for char in text
+    )
+
+
+def wire_name(name: str) -> str:
+    """An interface name as the helper lists it and callers address it (injective)."""
+    return escape_name(name, ascii_only=ASCII_ONLY)

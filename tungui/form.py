@@ -18,10 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from tungui_helper.contract import MAX_MTU, MIN_MTU
 from tungui_helper.errors import InvalidArgument
 from tungui_helper.validate import (
-    MAX_MTU,
-    MIN_MTU,
     check_addresses,
     check_id,
     check_mac,

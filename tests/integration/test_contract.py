@@ -231,7 +231,7 @@ def test_non_ascii_input_and_names_never_cost_the_helper_its_bus(
         ["ip", "-n", clean_netns.name, "link", "add", b"br\xff0", "type", "bridge"], check=True
     )
     listed = devices()
-    unicode_name = "br\\xfc0" if ASCII_ONLY else "brü0"
+    unicode_name = "br\\xc3\\xbc0" if ASCII_ONLY else "brü0"
     assert unicode_name in listed and "br\\xff0" in listed
     assert helper.running
     call("DeleteDevice", "s", unicode_name)
@@ -312,7 +312,7 @@ def test_the_listing_file_holds_what_list_devices_answers(
     try:
         assert by_file == in_reply
         listed = {d["name"]: d for d in by_file}
-        unicode_name = "br\\xfc0" if ASCII_ONLY else "brü0"
+        unicode_name = "br\\xc3\\xbc0" if ASCII_ONLY else "brü0"
         assert {bridge, tap, "ltun0", "other0", unicode_name, "br\\xff0"} <= set(listed)
         assert listed["ltun0"]["held"] and listed["ltun0"]["queues_attached"] == 2
         assert listed[tap]["master"] == bridge and listed[tap]["vnet_hdr"] is True

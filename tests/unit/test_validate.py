@@ -9,9 +9,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tungui_helper.contract import SPEC_SIGNATURES
+from tungui_helper.contract import MAX_ADDRESSES, MAX_PACKET, SPEC_SIGNATURES
 from tungui_helper.errors import InvalidArgument
-from tungui_helper.validate import bridge_spec, changes, check_mac, check_name, device_spec
+from tungui_helper.validate import (
+    bridge_spec,
+    capture_options,
+    changes,
+    check_addresses,
+    check_mac,
+    check_name,
+    check_target,
+    device_spec,
+    packet,
+)
 
 
 def spec(**values: Any) -> dict[str, tuple[str, Any]]:
@@ -25,7 +35,21 @@ def test_valid_names(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["", "x" * 16, "é" * 8, "tun-é", ".", "..", "a/b", "a b", "a:b", "tab\t", "a\x00b", "tap%d"],
+    [
+        "",
+        "x" * 16,
+        "é" * 8,
+        "tun-é",
+        ".",
+        "..",
+        "a/b",
+        "a b",
+        "a:b",
+        "tab\t",
+        "a\x00b",
+        "tap%d",
+        "tg\\xff",
+    ],
 )
 def test_invalid_names(name: str) -> None:
     with pytest.raises(InvalidArgument):
@@ -160,8 +184,10 @@ def test_wire_text_is_always_encodable() -> None:
 
     # A name with bytes that are not UTF-8, as the kernel allows.
     assert wire("lab\udcff0") == "lab\\xff0"
-    assert wire("é0") == ("\\xe90" if ASCII_ONLY else "é0")
+    assert wire("é0") == ("\\xc3\\xa90" if ASCII_ONLY else "é0")
     assert wire("tap0") == "tap0"
+    # Not from the kernel, but text all the same: never an exception.
+    assert wire("a\ud800") == "a\\xed\\xa0\\x80"
 
 
 def test_proc_net_dev_parsing() -> None:
@@ -195,3 +221,65 @@ def test_capture_options() -> None:
     ):
         with pytest.raises(InvalidArgument, match=words):
             capture_options(bad)
+
+
+# ------------------------------------------------------------------ bounds
+
+
+def _refused(check: Any, *args: Any) -> str:
+    with pytest.raises(InvalidArgument) as refused:
+        check(*args)
+    return refused.value.message
+
+
+def test_a_long_address_list_is_refused_before_any_is_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[str] = []
+    real = ipaddress.ip_interface
+    monkeypatch.setattr(ipaddress, "ip_interface", lambda text: parsed.append(text) or real(text))
+    addresses = [f"2001:db8::{i:x}/128" for i in range(MAX_ADDRESSES + 1)]
+    assert "too many" in _refused(device_spec, spec(mode="tap", addresses=addresses))
+    assert parsed == []
+    # At the cap, every address is parsed once: a set, not a list, finds
+    # duplicates, so the check is linear.
+    assert len(device_spec(spec(mode="tap", addresses=addresses[:-1])).addresses) == MAX_ADDRESSES
+    assert len(parsed) == MAX_ADDRESSES
+    assert "listed twice" in _refused(
+        device_spec, spec(mode="tap", addresses=[addresses[0], "2001:db8::0/128"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("build", "words"),
+    [
+        (lambda huge: device_spec(spec(mode="tap", name=huge)), "too long"),
+        (lambda huge: device_spec({"mode": ("s", "tap"), huge: ("b", True)}), "Unknown key"),
+        (lambda huge: device_spec(spec(mode="tap", mac=huge)), "is not of the form"),
+        (lambda huge: device_spec(spec(mode="tap", addresses=[huge])), "too long to be"),
+        (lambda huge: changes(spec(master=huge)), "too long"),
+        (lambda huge: check_target(huge), "is not the name of"),
+        (lambda huge: capture_options({huge: ("u", 1)}), "Unknown capture option"),
+    ],
+)
+def test_errors_repeat_a_short_prefix_of_huge_input(build: Any, words: str) -> None:
+    huge = "\x01" * 9_000_000
+    message = _refused(build, huge)
+    assert words in message
+    assert len(message) < 400, message[:400]
+    assert "(9000000 long)" in message
+
+
+def test_more_keys_than_a_call_takes_are_refused_by_count() -> None:
+    values = {f"k{i}": ("b", True) for i in range(100_000)}
+    assert "more than this call accepts" in _refused(device_spec, values)
+    assert "more than there are" in _refused(capture_options, values)
+
+
+def test_a_packet_longer_than_any_device_takes_is_refused() -> None:
+    assert packet(bytes(MAX_PACKET)) == bytes(MAX_PACKET)
+    assert "longer than any device takes" in _refused(packet, bytes(MAX_PACKET + 1))
+
+
+def test_a_scoped_address_is_refused() -> None:
+    assert "scope" in _refused(check_addresses, ["fe80::1%eth0/64"])
