@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import tun
-from .contract import Action
-from .errors import Failed, HelperError, InvalidArgument, NotFound
+from .authorize import Authorization
+from .errors import Failed, HelperError, InvalidArgument, NotAuthorized, NotFound
 from .netlink import MANAGED_ALIAS, Event, EventSocket, LinkInfo, Links
 from .table import Delta, DeviceTable
 from .validate import BridgeSpec, Changes, DeviceSpec
@@ -31,6 +31,10 @@ State = tuple[int, frozenset[int]]
 #: How long after a TUN/TAP device's last netlink event it is read back.
 RECHECK_DELAY = 0.2
 
+#: Takes a device (and the bridge it joins) as they are now and says what
+#: the call needs on them now (see :mod:`tungui_helper.authorize`).
+Needed = Callable[[LinkInfo | None, LinkInfo | None], Authorization]
+
 
 @dataclass
 class Holding:
@@ -38,6 +42,8 @@ class Holding:
 
     handle: tun.TunHandle
     client: str
+    #: The client's user, whose caps the queues count against.
+    uid: int = -1
 
 
 def random_bridge_port_mac() -> str:
@@ -262,36 +268,77 @@ class DeviceManager:
         return link
 
     # ------------------------------------------------- what to authorize
+    # What authorize.py reads (its Devices protocol).
 
-    def action_for_create(self, spec: DeviceSpec) -> Action:
-        """The polkit action CreateDevice needs for this spec."""
-        if spec.master is not None and not self.is_managed(self._bridge(spec.master)):
-            return Action.MANAGE_FOREIGN
-        return Action.MANAGE
+    def link(self, index: int) -> LinkInfo | None:
+        """The link of that index, if there is one."""
+        return self.table.links.get(index)
 
-    def action_for(self, name: str, changes: Changes | None = None) -> Action:
-        """The polkit action needed to change or remove a device."""
-        link = self.find(name)
-        if not self.is_managed(link):
-            return Action.MANAGE_FOREIGN
-        if (
-            changes is not None
-            and changes.master
-            and not self.is_managed(self._bridge(changes.master))
-        ):
-            return Action.MANAGE_FOREIGN
-        return Action.MANAGE
+    def ports(self, bridge: LinkInfo) -> list[LinkInfo]:
+        """The devices in a bridge."""
+        return [link for link in self.table.links.values() if link.master == bridge.index]
+
+    def holder_uid(self, index: int) -> int | None:
+        """The user a transient device is held for, if the helper holds it."""
+        holding = self._held.get(index)
+        return None if holding is None else holding.uid
+
+    def bridge(self, name: str) -> LinkInfo:
+        """The bridge of that name, or a named error."""
+        return self._bridge(name)
+
+    def _authorized(
+        self, authorized: Authorization, needed: Needed
+    ) -> tuple[LinkInfo | None, LinkInfo | None]:
+        """The device and bridge that were authorized, as they are now, under the lock.
+
+        polkit may have taken minutes (a person typing a password), and the
+        names may since stand for other devices: the act is done on the
+        indexes that were authorized, and only if what it needs now is still
+        covered by what was authorized.
+        """
+        self.drain()
+        link = bridge = None
+        what = authorized.details.get("device", "the device")
+        if authorized.index is not None:
+            link = self.table.links.get(authorized.index)
+            if link is None:
+                raise NotFound(f"{what} went away while you were being asked.")
+        if authorized.bridge is not None:
+            bridge = self.table.links.get(authorized.bridge)
+            if bridge is None or bridge.kind != "bridge":
+                raise NotFound(f"The bridge went away while you were being asked about {what}.")
+        if not authorized.covers(needed(link, bridge)):
+            raise NotAuthorized(
+                f"{what} changed while you were being asked, and now needs another "
+                "authorization; try again."
+            )
+        return link, bridge
 
     # ----------------------------------------------------------- changing
 
-    async def create(self, spec: DeviceSpec, client: str) -> str:
+    async def create(
+        self,
+        spec: DeviceSpec,
+        client: str,
+        uid: int,
+        authorized: Authorization,
+        needed: Needed,
+    ) -> str:
         """Create a TUN/TAP device; hold it for ``client`` unless it persists.
+
+        Args:
+            spec: the checked request.
+            client: the caller's unique bus name.
+            uid: the caller's user.
+            authorized: what polkit authorized (the bridge by its index).
+            needed: what the call needs, from the bridge as it is now.
 
         Returns:
             The device's kernel name.
         """
         async with self._lock:
-            master = None if spec.master is None else self._bridge(spec.master)
+            _, master = self._authorized(authorized, needed)
             handle, index = await self.links.run(lambda: self._create_sync(spec, master))
             if spec.persist:
                 handle.close()
@@ -301,7 +348,7 @@ class DeviceManager:
                 if link is None:
                     handle.close()
                     raise Failed(f"{handle.name} vanished while it was being created.")
-                self._held[link.index] = Holding(handle, client)
+                self._held[link.index] = Holding(handle, client, uid)
             return handle.name
 
     def _create_sync(self, spec: DeviceSpec, master: LinkInfo | None) -> tuple[tun.TunHandle, int]:
@@ -392,10 +439,12 @@ class DeviceManager:
             raise
         return index
 
-    async def delete(self, name: str) -> None:
-        """Remove a device or bridge."""
+    async def delete(self, authorized: Authorization, needed: Needed) -> None:
+        """Remove the device or bridge that was authorized."""
         async with self._lock:
-            link = self.find(name)
+            link, _ = self._authorized(authorized, needed)
+            assert link is not None
+            name = link.name
             holding = self._held.pop(link.index, None)
             try:
                 await self.links.run(
@@ -411,9 +460,17 @@ class DeviceManager:
         holding = self._held.get(index)
         return None if holding is None else holding.handle
 
-    def check_packet(self, name: str, packet: bytes) -> LinkInfo:
-        """The TUN/TAP device a packet may be injected into, or a named error."""
-        link = self.find(name)
+    def packet_target(self, authorized: Authorization, needed: Needed, packet: bytes) -> LinkInfo:
+        """The authorized TUN/TAP device, if the packet may be injected into it."""
+        link, _ = self._authorized(authorized, needed)
+        assert link is not None
+        self.check_packet(link, packet)
+        return link
+
+    @staticmethod
+    def check_packet(link: LinkInfo, packet: bytes) -> None:
+        """A named error unless a packet fits the device."""
+        name = link.name
         if link.kind not in ("tun", "tap"):
             raise InvalidArgument(f"{name} is not a TUN or TAP device; packets go into those only.")
         # What a program writes: packet information, a virtio-net header,
@@ -426,7 +483,6 @@ class DeviceManager:
                 f"A packet for {name} must be {shortest} to {link.mtu + overhead} bytes "
                 f"(MTU {link.mtu}); this one is {len(packet)}."
             )
-        return link
 
     async def inject(self, link: LinkInfo, packet: bytes) -> None:
         """Write a packet (checked by :meth:`check_packet`) into a device, as its program would."""
@@ -441,6 +497,15 @@ class DeviceManager:
         def attach_and_write() -> None:
             handle = tun.attach(link.name, flags)
             try:
+                # TUNSETIFF goes by name: make sure it reached the device
+                # that was checked (it would even make one by that name if
+                # the device had just gone; closing this removes it again).
+                try:
+                    index = socket.if_nametoindex(handle.name)
+                except OSError:
+                    index = 0
+                if index != link.index:
+                    raise NotFound(f"{handle.name} was replaced; the packet was not sent.")
                 self._write(handle, packet)
             finally:
                 handle.close()
@@ -472,12 +537,19 @@ class DeviceManager:
             self.drain()
         return names
 
-    async def configure(self, name: str, changes: Changes, client: str) -> None:
-        """Apply a change set to a device, all of it or none of it."""
+    async def configure(
+        self,
+        changes: Changes,
+        client: str,
+        uid: int,
+        authorized: Authorization,
+        needed: Needed,
+    ) -> None:
+        """Apply a change set to the authorized device, all of it or none of it."""
         async with self._lock:
-            link = self.find(name)
+            link, master = self._authorized(authorized, needed)
+            assert link is not None
             self._check_changes(link, changes)
-            master = self._bridge(changes.master) if changes.master else None
             current = self.table.addresses(link.index)
             holding = self._held.get(link.index)
             new_holding = await self.links.run(
@@ -488,7 +560,7 @@ class DeviceManager:
                 self._held.pop(link.index)
                 holding.handle.close()
             if new_holding is not None:
-                self._held[link.index] = Holding(new_holding, client)
+                self._held[link.index] = Holding(new_holding, client, uid)
             await self.refresh_index(link.index)
 
     def _check_changes(self, link: LinkInfo, changes: Changes) -> None:

@@ -27,8 +27,10 @@ from dbus_fast import Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.introspection import Node
 
+from .authorize import Authorization
+from .callers import Callers
 from .contract import INTERFACE, OBJECT_PATH, Action, ErrorName, interface_xml
-from .errors import HelperError, InvalidArgument, NotAuthorized
+from .errors import HelperError, InvalidArgument, NotAuthorized, shown
 from .marshalled import MarshalledBody, MarshalledReply
 from .polkit import Authority, Decision
 from .wire import wire
@@ -54,9 +56,10 @@ class _Public:
 PUBLIC: Final = _Public()
 
 #: How a method declares its authorization: a fixed action, PUBLIC, or a
-#: function of the service and the checked arguments that picks the action
-#: (a device tungui did not create needs the stronger one).
-ActionRule = Action | _Public | Callable[..., Action]
+#: function of the service, the caller and the checked arguments that
+#: decides (a device tungui did not create needs the stronger action, and
+#: polkit is told which device).
+ActionRule = Action | _Public | Callable[..., Action | Authorization]
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -91,8 +94,10 @@ def method(
         parse: one checker per in-argument, run before authorization; each
             takes the unwrapped argument and returns the checked value.
 
-    The handler is called as ``handler(sender, *checked_args)`` and returns
-    the reply body as a list.
+    The handler is called as ``handler(caller, *checked_args)`` and returns
+    the reply body as a list; a handler with an ``authorized`` parameter
+    also gets the :class:`~tungui_helper.authorize.Authorization` polkit
+    granted, to act on exactly what was authorized.
     """
 
     def decorate(func: F) -> F:
@@ -115,6 +120,8 @@ class _Bound:
     handler: Callable[..., Awaitable[list[Any]]]
     in_signature: str
     out_signature: str
+    #: The handler takes what was authorized.
+    wants_authorization: bool
 
 
 class Dispatcher:
@@ -139,6 +146,7 @@ class Dispatcher:
         self._authority = authority
         self._properties = properties
         self._methods = self._bind(service)
+        self.callers = Callers(bus)
         self.inflight = 0
         self.activity = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -167,6 +175,7 @@ class Dispatcher:
                 func,
                 "".join(str(a.signature) for a in spec.in_args),
                 "".join(str(a.signature) for a in spec.out_args),
+                "authorized" in inspect.signature(func).parameters,
             )
         if declared:
             raise TypeError(f"handlers for methods not in the interface XML: {sorted(declared)}")
@@ -246,12 +255,18 @@ class Dispatcher:
         args = [
             check(unwrap(arg)) for check, arg in zip(declaration.parsers, msg.body, strict=True)
         ]
+        assert msg.sender is not None
+        caller = await self.callers.get(msg.sender)
         rule = declaration.action
+        authorized: Authorization | None = None
         if not isinstance(rule, _Public):
-            action = rule if isinstance(rule, Action) else rule(self._service, *args)
+            decided = rule if isinstance(rule, Action) else rule(self._service, caller, *args)
+            authorized = decided if isinstance(decided, Authorization) else Authorization(decided)
+            action = authorized.action
             interactive = bool(int(msg.flags) & int(MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION))
-            assert msg.sender is not None
-            decision = await self._authority.check(msg.sender, action, interactive=interactive)
+            decision = await self._authority.check(
+                msg.sender, action, interactive=interactive, details=authorized.details
+            )
             if decision is not Decision.YES:
                 hint = (
                     ""
@@ -262,7 +277,11 @@ class Dispatcher:
                     )
                 )
                 raise NotAuthorized(f"You are not allowed to {_ACTION_TEXT[action]}.{hint}")
-        body = await bound.handler(msg.sender, *args)
+        if bound.wants_authorization:
+            assert authorized is not None, f"{msg.member} is public but asks what was authorized"
+            body = await bound.handler(caller, *args, authorized=authorized)
+        else:
+            body = await bound.handler(caller, *args)
         if isinstance(body, MarshalledBody):
             if body.signature != bound.out_signature:
                 raise TypeError(
@@ -300,7 +319,9 @@ class Dispatcher:
         if msg.member == "Get" and msg.signature == "ss":
             getter = self._properties.get(msg.body[1]) if msg.body[0] == INTERFACE else None
             if getter is None:
-                return Message.new_error(msg, DBUS_UNKNOWN_PROPERTY, f"No property {msg.body[1]}.")
+                return Message.new_error(
+                    msg, DBUS_UNKNOWN_PROPERTY, f"No property {shown(msg.body[1])}."
+                )
             return Message.new_method_return(msg, "v", [getter()])
         if msg.member == "Set":
             return Message.new_error(msg, DBUS_PROPERTY_READ_ONLY, "The properties are read-only.")

@@ -13,12 +13,14 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 from dbus_fast import BusType, NameFlag, RequestNameReply
 from dbus_fast.aio import MessageBus
 
 from . import __version__
 from .contract import BUS_NAME
+from .policy import DEFAULT_PATH, ManagePolicy, PolicyError
 from .polkit import GRANT_LIFETIME
 from .service import HelperService
 
@@ -45,7 +47,11 @@ async def _idle(service: HelperService, timeout: float) -> None:
                 return
 
 
-async def serve(idle_timeout: float, grant_lifetime: float = GRANT_LIFETIME) -> int:
+async def serve(
+    idle_timeout: float,
+    grant_lifetime: float = GRANT_LIFETIME,
+    policy: ManagePolicy | None = None,
+) -> int:
     """Run the helper until it is idle, signalled or cut off from the bus.
 
     Returns:
@@ -58,7 +64,7 @@ async def serve(idle_timeout: float, grant_lifetime: float = GRANT_LIFETIME) -> 
     else:
         bus = MessageBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True)
     await bus.connect()
-    service = HelperService(bus, grant_lifetime=grant_lifetime)
+    service = HelperService(bus, grant_lifetime=grant_lifetime, policy=policy)
     try:
         await service.start()
         reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
@@ -113,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
         help="reuse polkit's yes for the same caller and action this long, unless "
         f"polkit reports a change first; 0 asks polkit every time (default {GRANT_LIFETIME:g})",
     )
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        default=DEFAULT_PATH,
+        metavar="FILE",
+        help="what io.github.tungui.manage alone may do (names, address prefixes); "
+        f"the defaults where the file does not exist (default {DEFAULT_PATH})",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
@@ -125,4 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
     if args.reuse_authorization < 0:
         parser.error("--reuse-authorization cannot be negative")
-    return asyncio.run(serve(args.idle_timeout, args.reuse_authorization))
+    try:
+        policy = ManagePolicy.load(args.policy)
+    except PolicyError as exc:
+        log.error("%s", exc)
+        return 1
+    return asyncio.run(serve(args.idle_timeout, args.reuse_authorization, policy))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
@@ -69,8 +69,10 @@ class Authority:
         self._bus = bus
         self._lifetime = lifetime
         self._clock = clock
-        #: (caller, action) -> when the reuse of polkit's "yes" ends.
-        self._granted: dict[tuple[str, Action], float] = {}
+        #: (caller, action, details) -> when the reuse of polkit's "yes" ends.
+        #: The details are part of the key: administrators' rules may
+        #: decide by device, so a yes for one device is not one for another.
+        self._granted: dict[tuple[str, Action, frozenset[tuple[str, str]]], float] = {}
         #: Bumped whenever polkit's answers may have changed, so an answer
         #: that was on its way during the change is not kept.
         self._generation = 0
@@ -105,7 +107,14 @@ class Authority:
         self._granted.clear()
         self._generation += 1
 
-    async def check(self, sender: str, action: Action, *, interactive: bool) -> Decision:
+    async def check(
+        self,
+        sender: str,
+        action: Action,
+        *,
+        interactive: bool,
+        details: Mapping[str, str] | None = None,
+    ) -> Decision:
         """Ask polkit about ``sender`` doing ``action``.
 
         Args:
@@ -113,21 +122,24 @@ class Authority:
             action: the polkit action.
             interactive: let polkit ask the user for a password; only when the
                 caller's message carried ALLOW_INTERACTIVE_AUTHORIZATION.
+            details: what is asked (device, request), for polkit's prompt
+                and administrators' rules.
 
         Returns:
             YES when authorized now, AUTH when authentication would be
             needed, NO otherwise (including when polkit cannot be reached).
         """
-        key = (sender, action)
+        details = dict(details or {})
+        key = (sender, action, frozenset(details.items()))
         if self._lifetime <= 0:
-            return (await self._ask(sender, action, interactive=interactive))[0]
+            return (await self._ask(sender, action, details, interactive=interactive))[0]
         until = self._granted.get(key)
         if until is not None:
             if self._clock() < until:
                 return Decision.YES
             del self._granted[key]
         generation = self._generation
-        decision, kept = await self._ask(sender, action, interactive=interactive)
+        decision, kept = await self._ask(sender, action, details, interactive=interactive)
         if (
             decision is Decision.YES
             and (kept or not interactive)
@@ -145,7 +157,7 @@ class Authority:
         return decision
 
     async def _ask(
-        self, sender: str, action: Action, *, interactive: bool
+        self, sender: str, action: Action, details: dict[str, str], *, interactive: bool
     ) -> tuple[Decision, bool]:
         """polkit's decision, and whether it rests on a temporary authorization."""
         subject = ["system-bus-name", {"name": Variant("s", sender)}]
@@ -159,7 +171,7 @@ class Authority:
                 body=[
                     subject,
                     action.value,
-                    {},
+                    details,
                     ALLOW_USER_INTERACTION if interactive else 0,
                     "",
                 ],

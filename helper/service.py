@@ -9,7 +9,9 @@ from typing import Any
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-from . import __version__, validate
+from . import __version__, authorize, validate
+from .authorize import Authorization
+from .callers import Caller
 from .capture import Capture, HeldCapture, RingCapture
 from .contract import INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED, Action
 from .counters import StatisticsTicker
@@ -18,10 +20,12 @@ from .dispatch import PUBLIC, Dispatcher, FdReply, method
 from .errors import Failed
 from .listing import DeviceForms, SharedListing
 from .marshalled import MarshalledBody
+from .netlink import LinkInfo
+from .policy import ManagePolicy
 from .polkit import CHANGED_RULE, GRANT_LIFETIME, Authority
 from .table import Delta
 from .tun import VNET_HDR_SIZE
-from .wire import wire
+from .wire import wire_name
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +53,15 @@ def _packet(value: Any) -> bytes:
 class HelperService:
     """Implements io.github.tungui.Helper1 on a bus connection."""
 
-    def __init__(self, bus: MessageBus, *, grant_lifetime: float = GRANT_LIFETIME) -> None:
+    def __init__(
+        self,
+        bus: MessageBus,
+        *,
+        grant_lifetime: float = GRANT_LIFETIME,
+        policy: ManagePolicy | None = None,
+    ) -> None:
         self.bus = bus
+        self.policy = policy or ManagePolicy()
         self.devices = DeviceManager(self._changed)
         self.authority = Authority(bus, lifetime=grant_lifetime)
         self.dispatcher = Dispatcher(
@@ -94,7 +105,7 @@ class HelperService:
     # --------------------------------------------------------------- methods
 
     @method("ListDevices", action=PUBLIC)
-    async def list_devices(self, sender: str) -> MarshalledBody:
+    async def list_devices(self, caller: Caller) -> MarshalledBody:
         state = self.devices.state()
         if self._listed is None or self._listed[0] != state:
             devices = [self._forms.variants(d) for d in self.devices.list_devices()]
@@ -102,72 +113,142 @@ class HelperService:
         return self._listed[1]
 
     @method("ListDevicesByFileDescriptor", action=PUBLIC)
-    async def list_devices_by_fd(self, sender: str) -> FdReply:
+    async def list_devices_by_fd(self, caller: Caller) -> FdReply:
         fd = self._listing_file.open(
             self.devices.state(), lambda: self._forms.listing(self.devices.list_devices())
         )
         return FdReply([0], [fd])
 
+    # What a change needs is decided from the table before polkit is asked,
+    # and again under the device lock once it has answered (authorize.py).
+
+    def _for_create(
+        self, caller: Caller, spec: validate.DeviceSpec, bridge: LinkInfo | None
+    ) -> Authorization:
+        return authorize.for_create(self.devices, self.policy, caller, spec, bridge)
+
+    def _for_change(
+        self,
+        caller: Caller,
+        link: LinkInfo | None,
+        changes: validate.Changes,
+        bridge: LinkInfo | None,
+    ) -> Authorization:
+        assert link is not None
+        return authorize.for_change(self.devices, self.policy, caller, link, changes, bridge)
+
+    def _for_device(self, caller: Caller, link: LinkInfo | None, request: str) -> Authorization:
+        assert link is not None
+        return authorize.for_device(self.devices, caller, link, request)
+
     @method(
         "CreateDevice",
         parse=(validate.device_spec,),
-        action=lambda self, spec: self.devices.action_for_create(spec),
+        action=lambda self, caller, spec: self._for_create(
+            caller, spec, None if spec.master is None else self.devices.bridge(spec.master)
+        ),
     )
-    async def create_device(self, sender: str, spec: validate.DeviceSpec) -> list[Any]:
-        name = await self.devices.create(spec, sender)
-        if not spec.persist and not await self._still_connected(sender):
+    async def create_device(
+        self, caller: Caller, spec: validate.DeviceSpec, *, authorized: Authorization
+    ) -> list[Any]:
+        name = await self.devices.create(
+            spec,
+            caller.name,
+            caller.uid,
+            authorized,
+            lambda _link, bridge: self._for_create(caller, spec, bridge),
+        )
+        if not spec.persist and not await self._still_connected(caller.name):
             # The caller left while the device was being made.
-            self.devices.release(sender)
+            self.devices.release(caller.name)
         return [name]
 
-    @method("CreateBridge", parse=(validate.bridge_spec,), action=Action.MANAGE)
-    async def create_bridge(self, sender: str, spec: validate.BridgeSpec) -> list[Any]:
+    @method(
+        "CreateBridge",
+        parse=(validate.bridge_spec,),
+        action=lambda self, caller, spec: authorize.for_bridge(self.policy, spec),
+    )
+    async def create_bridge(self, caller: Caller, spec: validate.BridgeSpec) -> list[Any]:
         return [await self.devices.create_bridge(spec)]
 
-    @method("DeleteDevice", parse=(_name,), action=lambda self, name: self.devices.action_for(name))
-    async def delete_device(self, sender: str, name: str) -> list[Any]:
-        await self.devices.delete(name)
+    @method(
+        "DeleteDevice",
+        parse=(_name,),
+        action=lambda self, caller, name: self._for_device(
+            caller, self.devices.find(name), "delete"
+        ),
+    )
+    async def delete_device(
+        self, caller: Caller, name: str, *, authorized: Authorization
+    ) -> list[Any]:
+        await self.devices.delete(
+            authorized, lambda link, _bridge: self._for_device(caller, link, "delete")
+        )
         return []
 
     @method(
         "ConfigureDevice",
         parse=(_name, validate.changes),
-        action=lambda self, name, changes: self.devices.action_for(name, changes),
+        action=lambda self, caller, name, changes: self._for_change(
+            caller,
+            self.devices.find(name),
+            changes,
+            self.devices.bridge(changes.master) if changes.master else None,
+        ),
     )
     async def configure_device(
-        self, sender: str, name: str, changes: validate.Changes
+        self,
+        caller: Caller,
+        name: str,
+        changes: validate.Changes,
+        *,
+        authorized: Authorization,
     ) -> list[Any]:
-        await self.devices.configure(name, changes, sender)
-        if changes.persist is False and not await self._still_connected(sender):
-            self.devices.release(sender)
+        await self.devices.configure(
+            changes,
+            caller.name,
+            caller.uid,
+            authorized,
+            lambda link, bridge: self._for_change(caller, link, changes, bridge),
+        )
+        if changes.persist is False and not await self._still_connected(caller.name):
+            self.devices.release(caller.name)
         return []
 
     @method("Subscribe", action=PUBLIC)
-    async def subscribe(self, sender: str) -> list[Any]:
-        self.subscribers.add(sender)
-        if not await self._still_connected(sender):
-            self.subscribers.discard(sender)
+    async def subscribe(self, caller: Caller) -> list[Any]:
+        self.subscribers.add(caller.name)
+        if not await self._still_connected(caller.name):
+            self.subscribers.discard(caller.name)
         return []
 
     @method("WatchStatistics", parse=(int,), action=PUBLIC)
-    async def watch_statistics(self, sender: str, interval_ms: int) -> list[Any]:
-        self.ticker.watch(sender, interval_ms)
-        if not await self._still_connected(sender):
-            self.ticker.unwatch(sender)
+    async def watch_statistics(self, caller: Caller, interval_ms: int) -> list[Any]:
+        self.ticker.watch(caller.name, interval_ms)
+        if not await self._still_connected(caller.name):
+            self.ticker.unwatch(caller.name)
         return []
 
     @method("UnwatchStatistics", action=PUBLIC)
-    async def unwatch_statistics(self, sender: str) -> list[Any]:
-        self.ticker.unwatch(sender)
+    async def unwatch_statistics(self, caller: Caller) -> list[Any]:
+        self.ticker.unwatch(caller.name)
         return []
 
     @method(
         "InjectPacket",
         parse=(_name, _packet),
-        action=lambda self, name, packet: self.devices.action_for(name),
+        action=lambda self, caller, name, packet: self._for_device(
+            caller, self.devices.find(name), "inject a packet"
+        ),
     )
-    async def inject_packet(self, sender: str, name: str, packet: bytes) -> list[Any]:
-        link = self.devices.check_packet(name, packet)
+    async def inject_packet(
+        self, caller: Caller, name: str, packet: bytes, *, authorized: Authorization
+    ) -> list[Any]:
+        link = self.devices.packet_target(
+            authorized,
+            lambda link, _bridge: self._for_device(caller, link, "inject a packet"),
+            packet,
+        )
         capture = self._held_capture(link.name)
         if capture is not None and self.devices.held_handle(link.index) is not None:
             # The capture's thread reads this device: it writes the packet
@@ -179,8 +260,9 @@ class HelperService:
 
     @method("StartCapture", parse=(_name, validate.capture_options), action=Action.CAPTURE)
     async def start_capture(
-        self, sender: str, name: str, options: validate.CaptureOptions
+        self, caller: Caller, name: str, options: validate.CaptureOptions
     ) -> FdReply:
+        sender = caller.name
         link = self.devices.find(name)
         if sum(1 for c in self.captures if c.client == sender) >= MAX_CAPTURES_PER_CLIENT:
             raise Failed(
@@ -225,9 +307,9 @@ class HelperService:
         return None
 
     @method("GetPermissions", action=PUBLIC)
-    async def get_permissions(self, sender: str) -> list[Any]:
+    async def get_permissions(self, caller: Caller) -> list[Any]:
         decisions = await asyncio.gather(
-            *(self.authority.check(sender, action, interactive=False) for action in Action)
+            *(self.authority.check(caller.name, action, interactive=False) for action in Action)
         )
         return [{action.value: d.value for action, d in zip(Action, decisions, strict=True)}]
 
@@ -249,7 +331,7 @@ class HelperService:
             link = self.devices.table.links.get(index)
             if link is not None and link.kind in ("tun", "tap", "bridge"):
                 updated.append(self._forms.variants(self.devices.describe(link)))
-        removed = sorted({wire(name) for name in delta.removed.values()})
+        removed = sorted({wire_name(name) for name in delta.removed.values()})
         if not updated and not removed:
             return
         self.bus.send(
@@ -262,7 +344,7 @@ class HelperService:
         return [link.name for link in self.devices.table.listed()]
 
     def _send_statistics(self, timestamp_ns: int, rows: list[tuple[Any, ...]]) -> None:
-        counters = [[wire(row[0]), *row[1:]] for row in rows]
+        counters = [[wire_name(row[0]), *row[1:]] for row in rows]
         self.bus.send(
             Message.new_signal(
                 OBJECT_PATH, INTERFACE, "Statistics", "ta(stttttttt)", [timestamp_ns, counters]
@@ -279,6 +361,7 @@ class HelperService:
             and not msg.body[2]
         ):
             self.authority.forget(msg.body[0])
+            self.dispatcher.callers.forget(msg.body[0])
             if not msg.body[0].startswith(":"):
                 return False  # a well-known name such as polkit's
             self.subscribers.discard(msg.body[0])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from unit.tshark import tshark_fields
 
-from .helperbus import create
+from .helperbus import call, create, variants
 from .stack import HelperProcess, Netns, NobodyPython, wait_until
 from .traffic import Reader, udp
 
@@ -170,7 +170,14 @@ def _capture_while_sending(netns: Netns, *args: str) -> subprocess.CompletedProc
 
 @pytest.fixture
 def captured_tun(helper: HelperProcess, clean_netns: Netns) -> Iterator[str]:
-    name = create(mode="tun", name="ctl%d", persist=True, addresses=["192.0.2.1/24"], up=True)
+    name = create(mode="tun", name="ctl%d", persist=True, addresses=["192.0.2.1/24"])
+    # No IPv6 on it: the kernel's own router solicitations and MLD reports,
+    # sent once it has carrier, would land among the test's datagrams.
+    subprocess.run(
+        [*clean_netns.exec_argv("sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1")],
+        check=True,
+    )
+    call("ConfigureDevice", "sa{sv}", name, variants(up=True))
     reader = Reader(clean_netns, name)  # a program holding it: it has carrier
     yield name
     reader.close()

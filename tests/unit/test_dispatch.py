@@ -45,7 +45,7 @@ def test_the_service_declares_every_method_of_the_contract() -> None:
 def test_a_method_without_a_declaration_cannot_be_exported() -> None:
     class Forgetful(HelperService):
         # Overriding without the decorator drops the declaration.
-        async def create_device(self, sender: str, spec: Any) -> list[Any]:
+        async def create_device(self, caller: Any, spec: Any, *, authorized: Any) -> list[Any]:
             return ["tap0"]
 
     with pytest.raises(TypeError, match="CreateDevice is in the interface XML but has no handler"):
@@ -55,7 +55,7 @@ def test_a_method_without_a_declaration_cannot_be_exported() -> None:
 def test_a_handler_outside_the_contract_is_refused() -> None:
     class Extra(HelperService):
         @method("Reboot", action=Action.MANAGE)
-        async def reboot(self, sender: str) -> list[Any]:
+        async def reboot(self, caller: Any) -> list[Any]:
             return []
 
     with pytest.raises(TypeError, match="not in the interface XML"):
@@ -65,7 +65,7 @@ def test_a_handler_outside_the_contract_is_refused() -> None:
 def test_an_action_that_is_not_one_is_refused() -> None:
     class Sloppy(HelperService):
         @method("DeleteDevice", action="io.github.tungui.manage", parse=(str,))  # type: ignore[arg-type]
-        async def delete_device(self, sender: str, name: str) -> list[Any]:
+        async def delete_device(self, caller: Any, name: str, *, authorized: Any) -> list[Any]:
             return []
 
     with pytest.raises(TypeError, match="declares no polkit action"):
@@ -78,6 +78,19 @@ class _FakeBus:
 
     def send(self, msg: Any) -> None:
         self.sent.append(msg)
+
+    async def call(self, msg: Any) -> Any:
+        """The bus driver's answer to GetConnectionCredentials: every caller is uid 1000."""
+        from dbus_fast import Message, MessageType, Variant
+
+        assert msg.member == "GetConnectionCredentials"
+        credentials = {"UnixUserID": Variant("u", 1000), "ProcessID": Variant("u", 4242)}
+        return Message(
+            message_type=MessageType.METHOD_RETURN,
+            reply_serial=1,
+            signature="a{sv}",
+            body=[credentials],
+        )
 
     def add_message_handler(self, handler: Any) -> None:  # pragma: no cover - unused
         pass
@@ -92,7 +105,9 @@ class _SlowAuthority:
         self.typing_password = asyncio.Event()
         self.interactive: dict[str, bool] = {}
 
-    async def check(self, sender: str, action: Action, *, interactive: bool) -> Any:
+    async def check(
+        self, sender: str, action: Action, *, interactive: bool, details: Any = None
+    ) -> Any:
         from tungui_helper.polkit import Decision
 
         self.interactive[sender] = interactive

@@ -237,7 +237,12 @@ def test_a_long_address_list_is_refused_before_any_is_parsed(
 ) -> None:
     parsed: list[str] = []
     real = ipaddress.ip_interface
-    monkeypatch.setattr(ipaddress, "ip_interface", lambda text: parsed.append(text) or real(text))
+
+    def counting(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(ipaddress, "ip_interface", counting)
     addresses = [f"2001:db8::{i:x}/128" for i in range(MAX_ADDRESSES + 1)]
     assert "too many" in _refused(device_spec, spec(mode="tap", addresses=addresses))
     assert parsed == []
