@@ -27,7 +27,7 @@ from dbus_fast import Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.introspection import Node
 
-from .authorize import Authorization
+from .authorize import REASON, Authorization
 from .callers import Callers
 from .contract import INTERFACE, OBJECT_PATH, Action, ErrorName, interface_xml
 from .errors import HelperError, InvalidArgument, NotAuthorized, shown
@@ -276,7 +276,9 @@ class Dispatcher:
                         "authorization."
                     )
                 )
-                raise NotAuthorized(f"You are not allowed to {_ACTION_TEXT[action]}.{hint}")
+                reason = authorized.details.get(REASON)
+                why = f" ({reason})" if reason else ""
+                raise NotAuthorized(f"You are not allowed to {_ACTION_TEXT[action]}{why}.{hint}")
         if bound.wants_authorization:
             assert authorized is not None, f"{msg.member} is public but asks what was authorized"
             body = await bound.handler(caller, *args, authorized=authorized)
@@ -332,7 +334,10 @@ class Dispatcher:
 
 _ACTION_TEXT = {
     Action.MANAGE: "manage TUN/TAP devices and bridges",
-    Action.MANAGE_FOREIGN: "change network devices that tungui did not create",
+    Action.MANAGE_FOREIGN: (
+        "change network devices that tungui did not create, or go beyond what it may do "
+        "with its own"
+    ),
     Action.CAPTURE: "capture packets",
 }
 

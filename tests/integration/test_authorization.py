@@ -82,24 +82,24 @@ def test_a_polkit_rule_lets_nobody_manage(
                 "tap",
                 "name",
                 "s",
-                "granted0",
+                "lab-granted0",
                 "persist",
                 "b",
                 "true",
             )
         )
         assert result.returncode == 0, result.stderr
-        assert clean_netns.link("granted0") is not None
+        assert clean_netns.link("lab-granted0") is not None
         result = run_as_nobody(
             busctl_argv(
-                bus.address, "ConfigureDevice", "sa{sv}", "granted0", "1", "mtu", "u", "1400"
+                bus.address, "ConfigureDevice", "sa{sv}", "lab-granted0", "1", "mtu", "u", "1400"
             )
         )
         assert result.returncode == 0, result.stderr
-        assert clean_netns.link("granted0")["mtu"] == 1400  # type: ignore[index]
-        result = run_as_nobody(busctl_argv(bus.address, "DeleteDevice", "s", "granted0"))
+        assert clean_netns.link("lab-granted0")["mtu"] == 1400  # type: ignore[index]
+        result = run_as_nobody(busctl_argv(bus.address, "DeleteDevice", "s", "lab-granted0"))
         assert result.returncode == 0, result.stderr
-        assert clean_netns.link("granted0") is None
+        assert clean_netns.link("lab-granted0") is None
     # And once the rule is gone, so is the permission.
     result = run_as_nobody(busctl_argv(bus.address, "CreateBridge", "a{sv}", "0"))
     assert REFUSED in result.stderr
@@ -231,13 +231,14 @@ def test_polkit_reporting_a_change_ends_the_reuse_of_its_yes(
 
         assert answer() == "connected"
         with grant(MANAGE):
-            assert create_as_nobody("reuse0") == "ok"
-            assert create_as_nobody("reuse1") == "ok"
+            # The same request each time (a yes is reused for the same details).
+            assert create_as_nobody("lab%d") == "ok"
+            assert create_as_nobody("lab%d") == "ok"
         # Leaving the block removed the rule and waited until polkitd applied
         # that, which it announces with Changed before it answers anew.
-        assert create_as_nobody("reuse2") == "io.github.tungui.Error.NotAuthorized"
-        assert clean_netns.link("reuse1") is not None
-        assert clean_netns.link("reuse2") is None
+        assert create_as_nobody("lab%d") == "io.github.tungui.Error.NotAuthorized"
+        assert clean_netns.link("lab1") is not None
+        assert clean_netns.link("lab2") is None
     finally:
         helper.stop()
         helper.extra_args = []
