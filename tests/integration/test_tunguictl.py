@@ -104,12 +104,12 @@ def test_unprivileged_user_is_refused_with_status_4(
     helper: HelperProcess, clean_netns: Netns, nobody_python: NobodyPython
 ) -> None:
     result = nobody_python(
-        "from tungui.cli import main\nraise SystemExit(main(['create', 'tap', 'denied0']))",
+        "from tungui.cli import main\nraise SystemExit(main(['create', 'tap', 'tundenied0']))",
         preimport=["tungui.cli", "tungui.client", "grp", "pwd", "argparse", "importlib.readers"],
     )
     assert result.returncode == 4, result.stderr
     assert "not allowed to manage TUN/TAP devices" in result.stderr
-    assert clean_netns.link("denied0") is None
+    assert clean_netns.link("tundenied0") is None
 
 
 def test_transient_device_lives_while_tunguictl_runs(

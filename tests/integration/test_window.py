@@ -177,7 +177,7 @@ def test_a_refusal_is_a_plain_sentence_and_changes_nothing(
     assert "password" in app.window.permission_label.text()
     dialog = app.controller.new_device("tun")
     qtbot.waitExposed(dialog)
-    qtbot.keyClicks(find(dialog, QLineEdit, "Name"), "denied0")
+    qtbot.keyClicks(find(dialog, QLineEdit, "Name"), "tundenied0")
     qtbot.mouseClick(find(dialog, QPushButton, "Create"), Qt.MouseButton.LeftButton)
     notice = find(app.window, QWidget, "Last error")
     qtbot.waitUntil(lambda: notice.isVisible(), timeout=TIMEOUT)
