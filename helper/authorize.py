@@ -170,6 +170,13 @@ def _check_addresses(
         )
 
 
+def for_capture(link: LinkInfo) -> Authorization:
+    """StartCapture: the capture action, naming the device."""
+    name = wire_name(link.name)
+    details = {DEVICE: name, REQUEST: f"read the packets that pass through {name}"}
+    return Authorization(Action.CAPTURE, details, link.index)
+
+
 def _summary(addresses: Sequence[IpInterface] | None) -> str:
     if not addresses:
         return ""
@@ -184,7 +191,9 @@ def for_create(
     devices: Devices, policy: ManagePolicy, who: Who, spec: DeviceSpec, bridge: LinkInfo | None
 ) -> Authorization:
     """CreateDevice: the new device's name, owner and addresses, and the bridge it joins."""
-    decision = Decision(spec.name, f"create a {spec.mode.upper()} device{_summary(spec.addresses)}")
+    decision = Decision(
+        spec.name, f"create the {spec.mode.upper()} device {spec.name}{_summary(spec.addresses)}"
+    )
     _check_new_name(decision, policy, spec.name)
     _check_owner(decision, who, spec.owner, spec.group)
     _check_addresses(decision, policy, spec.addresses)
@@ -195,7 +204,7 @@ def for_create(
 
 def for_bridge(policy: ManagePolicy, spec: BridgeSpec) -> Authorization:
     """CreateBridge: its name and addresses."""
-    decision = Decision(spec.name, f"create a bridge{_summary(spec.addresses)}")
+    decision = Decision(spec.name, f"create the bridge {spec.name}{_summary(spec.addresses)}")
     _check_new_name(decision, policy, spec.name)
     _check_addresses(decision, policy, spec.addresses)
     return decision.result()
@@ -211,7 +220,8 @@ def for_change(
 ) -> Authorization:
     """ConfigureDevice: the device, what it becomes, and a bridge it joins."""
     keys = ", ".join(sorted(changes.given)) or "nothing"
-    decision = Decision(wire_name(link.name), f"change {keys}{_summary(changes.addresses)}")
+    name = wire_name(link.name)
+    decision = Decision(name, f"change {keys} of {name}{_summary(changes.addresses)}")
     _check_device(decision, devices, link, who)
     _check_owner(decision, who, changes.owner, changes.group)
     if changes.addresses is not None:
@@ -222,7 +232,12 @@ def for_change(
 
 
 def for_device(devices: Devices, who: Who, link: LinkInfo, request: str) -> Authorization:
-    """DeleteDevice and InjectPacket: the device itself."""
-    decision = Decision(wire_name(link.name), request)
+    """DeleteDevice and InjectPacket: the device itself.
+
+    Args:
+        request: what is asked, as a verb phrase with ``{}`` for the device.
+    """
+    name = wire_name(link.name)
+    decision = Decision(name, request.format(name))
     _check_device(decision, devices, link, who)
     return decision.result(link.index)

@@ -17,7 +17,7 @@ from .contract import INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED, Action
 from .counters import StatisticsTicker
 from .devices import DeviceManager, State
 from .dispatch import PUBLIC, Dispatcher, FdReply, method
-from .errors import Failed
+from .errors import Failed, NotFound
 from .listing import DeviceForms, SharedListing
 from .marshalled import MarshalledBody
 from .netlink import LinkInfo
@@ -175,14 +175,14 @@ class HelperService:
         "DeleteDevice",
         parse=(_name,),
         action=lambda self, caller, name: self._for_device(
-            caller, self.devices.find(name), "delete"
+            caller, self.devices.find(name), "remove {}"
         ),
     )
     async def delete_device(
         self, caller: Caller, name: str, *, authorized: Authorization
     ) -> list[Any]:
         await self.devices.delete(
-            authorized, lambda link, _bridge: self._for_device(caller, link, "delete")
+            authorized, lambda link, _bridge: self._for_device(caller, link, "remove {}")
         )
         return []
 
@@ -238,7 +238,7 @@ class HelperService:
         "InjectPacket",
         parse=(_name, _packet),
         action=lambda self, caller, name, packet: self._for_device(
-            caller, self.devices.find(name), "inject a packet"
+            caller, self.devices.find(name), "inject a packet into {}"
         ),
     )
     async def inject_packet(
@@ -246,7 +246,7 @@ class HelperService:
     ) -> list[Any]:
         link = self.devices.packet_target(
             authorized,
-            lambda link, _bridge: self._for_device(caller, link, "inject a packet"),
+            lambda link, _bridge: self._for_device(caller, link, "inject a packet into {}"),
             packet,
         )
         capture = self._held_capture(link.name)
@@ -258,12 +258,26 @@ class HelperService:
             await self.devices.inject(link, packet)
         return []
 
-    @method("StartCapture", parse=(_name, validate.capture_options), action=Action.CAPTURE)
+    @method(
+        "StartCapture",
+        parse=(_name, validate.capture_options),
+        action=lambda self, caller, name, options: authorize.for_capture(self.devices.find(name)),
+    )
     async def start_capture(
-        self, caller: Caller, name: str, options: validate.CaptureOptions
+        self,
+        caller: Caller,
+        name: str,
+        options: validate.CaptureOptions,
+        *,
+        authorized: Authorization,
     ) -> FdReply:
         sender = caller.name
-        link = self.devices.find(name)
+        # The device polkit was asked about, by index: the name may stand
+        # for another device by now.
+        found = None if authorized.index is None else self.devices.link(authorized.index)
+        if found is None:
+            raise NotFound(f"{authorized.details.get('device')} went away while you were asked.")
+        link = found
         if sum(1 for c in self.captures if c.client == sender) >= MAX_CAPTURES_PER_CLIENT:
             raise Failed(
                 f"You already capture on {MAX_CAPTURES_PER_CLIENT} devices; close one first."

@@ -73,7 +73,7 @@ def addresses(*texts: str) -> tuple[ipaddress.IPv4Interface | ipaddress.IPv6Inte
 def test_a_plain_request_needs_manage_and_names_what_is_asked() -> None:
     decided = authorize.for_create(Table(), POLICY, Who(), spec(name="lab%d"), None)
     assert decided.action is Action.MANAGE
-    assert decided.details == {"device": "lab%d", "request": "create a TAP device"}
+    assert decided.details == {"device": "lab%d", "request": "create the TAP device lab%d"}
 
 
 @pytest.mark.parametrize(
@@ -121,7 +121,7 @@ def test_foreign_follows_bridges() -> None:
     assert "bridged with devices tungui did not create (eth0)" in decided.details["reason"]
     assert decided.index == 11
     # So does the bridge itself: deleting it cuts the NIC's port.
-    decided = authorize.for_device(table, who, own_bridge, "delete")
+    decided = authorize.for_device(table, who, own_bridge, "remove {}")
     assert decided.action is Action.MANAGE_FOREIGN
     # And a device that joins it.
     joins = Changes(master="br0", given=frozenset({"master"}))
@@ -136,7 +136,7 @@ def test_foreign_follows_bridges() -> None:
     assert authorize.for_change(table, POLICY, who, tap, Changes(mtu=1400), None).action is (
         Action.MANAGE
     )
-    assert authorize.for_device(table, who, own_bridge, "delete").action is Action.MANAGE
+    assert authorize.for_device(table, who, own_bridge, "remove {}").action is Action.MANAGE
 
 
 def test_a_bridge_tungui_did_not_create_is_foreign_to_join() -> None:
@@ -157,23 +157,23 @@ def test_another_users_devices_are_foreign() -> None:
     table.held[11] = 1001
     for device, reason in ((theirs, "held for another user"), (given, "belongs to another")):
         for decided in (
-            authorize.for_device(table, Who(), device, "delete"),
+            authorize.for_device(table, Who(), device, "remove {}"),
             authorize.for_change(table, POLICY, Who(), device, Changes(persist=True), None),
         ):
             assert decided.action is Action.MANAGE_FOREIGN
             assert reason in decided.details["reason"]
-    assert authorize.for_device(table, Who(), mine, "delete").action is Action.MANAGE
+    assert authorize.for_device(table, Who(), mine, "remove {}").action is Action.MANAGE
     # The holder itself may.
-    assert authorize.for_device(table, Who(uid=1001), theirs, "delete").action is Action.MANAGE
+    assert authorize.for_device(table, Who(uid=1001), theirs, "remove {}").action is Action.MANAGE
 
 
 def test_a_device_tungui_did_not_create_is_foreign() -> None:
     other = link(5, "other0", "tun", alias="")
-    decided = authorize.for_device(Table({5: other}), Who(), other, "delete")
+    decided = authorize.for_device(Table({5: other}), Who(), other, "remove {}")
     assert decided.action is Action.MANAGE_FOREIGN
     assert decided.details == {
         "device": "other0",
-        "request": "delete",
+        "request": "remove other0",
         "reason": "other0 was not created by tungui",
     }
 
