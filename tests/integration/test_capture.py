@@ -412,14 +412,18 @@ def test_a_packet_socket_samples_in_the_kernel(
 
 
 def test_a_held_capture_leaves_nothing_behind(helper: HelperProcess, clean_netns: Netns) -> None:
-    async def scenario() -> tuple[str, int, int, bytes]:
+    async def scenario() -> tuple[str, bytes]:
         client = await HelperClient.connect(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
         try:
             name = await client.create_device({**TRANSIENT_TUN, "multi_queue": True, "queues": 2})
             before = helper.fd_count()
             stream = await client.start_capture(name)
-            # The stream's end, a duplicate of each queue, the thread's wake pipe.
-            during = helper.fd_count()
+            # The stream's end, a duplicate of each queue, the thread's wake
+            # pipe; the helper closes its copy of the caller's end only once
+            # the reply is written, which may be just after it arrived.
+            wait_until(
+                lambda: helper.fd_count() == before + 1 + 2 + 2, timeout=5, what="capture fds"
+            )
             stream.close()
             wait_until(lambda: helper.fd_count() == before, timeout=5, what="fds released")
             assert clean_netns.link(name) is not None, "the device is still held"
@@ -429,12 +433,11 @@ def test_a_held_capture_leaves_nothing_behind(helper: HelperProcess, clean_netns
             stream.settimeout(5)
             ended = await asyncio.to_thread(lambda: stream.recv(1 << 19))
             wait_until(lambda: helper.fd_count() == before - 2, timeout=5, what="fds released")
-            return name, before, during, ended
+            return name, ended
         finally:
             await client.close()
 
-    name, before, during, ended = asyncio.run(scenario())
-    assert during == before + 1 + 2 + 2
+    name, ended = asyncio.run(scenario())
     assert ended == b"", "the stream ends with the device"
     assert clean_netns.link(name) is None
 
