@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from . import stack
+from .polkitagent import PolkitAgents
 from .stack import DBusDaemon, HelperProcess, Netns, PolkitDaemon
 
 _MISSING = stack.missing_requirements()
@@ -279,3 +280,17 @@ def spawn_nobody_python(bus: DBusDaemon, python_path: str) -> Iterator[stack.Spa
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+@pytest.fixture
+def polkit_agent(polkit: PolkitDaemon, bus: DBusDaemon, python_path: str) -> Iterator[PolkitAgents]:
+    """Real polkit authentication agents run by the test (see polkitagent.py):
+    ``with polkit_agent.for_process(caller.pid) as agent: ...`` and
+    ``polkit_agent.spawn_caller()``.  Afterwards every agent is unregistered,
+    its open prompts cancelled, and every caller ended, which ends the
+    authorizations polkit kept for it (auth_admin_keep)."""
+    agents = PolkitAgents(bus, pythonpath=python_path)
+    try:
+        yield agents
+    finally:
+        agents.close()
