@@ -31,7 +31,9 @@ MANAGE = "io.github.tungui.manage"
 FOREIGN = "io.github.tungui.manage-foreign"
 NOT_AUTHORIZED = "io.github.tungui.Error.NotAuthorized"
 ROOT = [("unix-user", {"uid": Variant("u", 0)})]
-TAP = variants(mode="tap", name="pk%d", persist=True)
+TAP = variants(mode="tap", name="tap%d", persist=True)
+#: What polkit shows for TAP: the action's message with the helper's details.
+CREATE_TAP = "Authentication is required to create the TAP device tap%d"
 
 
 def policy_message(action_id: str) -> str:
@@ -58,7 +60,8 @@ def test_the_call_waits_at_the_prompt_until_it_is_authenticated(
         call = caller.call("CreateDevice", "a{sv}", TAP)
         prompt = agent.wait_for_prompt()
         assert prompt.action_id == MANAGE
-        assert prompt.message == policy_message(MANAGE)
+        assert policy_message(MANAGE) == "Authentication is required to $(request)"
+        assert prompt.message == CREATE_TAP
         assert prompt.identities == ROOT  # nobody is in Debian's admin group (sudo)
         assert prompt.subject_pid == caller.pid
         # The helper waits on polkit: no reply yet, and nothing made.
@@ -119,9 +122,9 @@ def test_the_prompt_shows_polkits_own_details(
     # The helper's details never reach an agent (see the next test): the
     # details are polkit's, naming the helper (caller) and nobody (subject).
     assert prompt.details == {CALLER_PID: str(helper.pid), SUBJECT_PID: str(caller.pid)}
-    # Hook for issue 10, item 7: the prompt names the device only through the
-    # message; today the helper passes no details, so it is the action's own.
-    assert prompt.message == policy_message(MANAGE)
+    # The prompt names the device through the message, which polkit expands
+    # from the helper's details.
+    assert prompt.message == CREATE_TAP
 
 
 def test_details_reach_the_message_never_the_agent(
@@ -179,7 +182,11 @@ def test_a_one_time_authorization_prompts_every_time(
     with polkit_agent.for_process(caller.pid) as agent:
         call = caller.call("DeleteDevice", "s", "pkforeign0")
         prompt = agent.wait_for_prompt()
-        assert (prompt.action_id, prompt.message) == (FOREIGN, policy_message(FOREIGN))
+        assert (prompt.action_id, prompt.message) == (
+            FOREIGN,
+            "Authentication is required to remove pkforeign0, "
+            "because pkforeign0 was not created by tungui",
+        )
         prompt.authenticate()
         assert call.result() == []
         # auth_admin: nothing kept, so the next call prompts again.
