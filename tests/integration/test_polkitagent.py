@@ -99,6 +99,22 @@ def test_a_prompt_left_open_is_cancelled_with_the_agent(
     assert clean_netns.link_names() == before
 
 
+def test_polkit_withdraws_the_prompt_when_the_helper_leaves(
+    helper: HelperProcess, clean_netns: Netns, polkit_agent: PolkitAgents
+) -> None:
+    caller = polkit_agent.spawn_caller()
+    with polkit_agent.for_process(caller.pid) as agent:
+        call = caller.call("CreateDevice", "a{sv}", TAP)
+        prompt = agent.wait_for_prompt()
+        try:
+            helper.stop()
+            assert prompt.ended.wait(5)
+            assert prompt.outcome == "withdrawn"
+            assert call.error().name == "org.freedesktop.DBus.Error.NoReply"
+        finally:
+            helper.start()
+
+
 def test_only_an_interactive_call_reaches_the_prompt(
     helper: HelperProcess, clean_netns: Netns, polkit_agent: PolkitAgents
 ) -> None:
