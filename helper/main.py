@@ -15,9 +15,9 @@ import signal
 import sys
 
 from dbus_fast import BusType, NameFlag, RequestNameReply
-from dbus_fast.aio import MessageBus
 
 from . import __version__
+from .connection import HelperBus
 from .contract import BUS_NAME
 from .polkit import GRANT_LIFETIME
 from .service import HelperService
@@ -54,9 +54,9 @@ async def serve(idle_timeout: float, grant_lifetime: float = GRANT_LIFETIME) -> 
     # Started by D-Bus activation, the bus that started us says where it is.
     starter = os.environ.get("DBUS_STARTER_ADDRESS")
     if starter and os.environ.get("DBUS_STARTER_BUS_TYPE") == "system":
-        bus = MessageBus(bus_address=starter, negotiate_unix_fd=True)
+        bus = HelperBus(starter, negotiate_unix_fd=True)
     else:
-        bus = MessageBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True)
+        bus = HelperBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True)
     await bus.connect()
     service = HelperService(bus, grant_lifetime=grant_lifetime)
     try:
