@@ -19,6 +19,7 @@ from dbus_fast import BusType, NameFlag, RequestNameReply
 from . import __version__
 from .connection import HelperBus
 from .contract import BUS_NAME
+from .limits import CHECK_TIMEOUT, INTERACTIVE_TIMEOUT
 from .polkit import GRANT_LIFETIME
 from .service import HelperService
 
@@ -45,7 +46,12 @@ async def _idle(service: HelperService, timeout: float) -> None:
                 return
 
 
-async def serve(idle_timeout: float, grant_lifetime: float = GRANT_LIFETIME) -> int:
+async def serve(
+    idle_timeout: float,
+    grant_lifetime: float = GRANT_LIFETIME,
+    check_timeout: float = CHECK_TIMEOUT,
+    interactive_timeout: float = INTERACTIVE_TIMEOUT,
+) -> int:
     """Run the helper until it is idle, signalled or cut off from the bus.
 
     Returns:
@@ -58,7 +64,12 @@ async def serve(idle_timeout: float, grant_lifetime: float = GRANT_LIFETIME) -> 
     else:
         bus = HelperBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True)
     await bus.connect()
-    service = HelperService(bus, grant_lifetime=grant_lifetime)
+    service = HelperService(
+        bus,
+        grant_lifetime=grant_lifetime,
+        check_timeout=check_timeout,
+        interactive_timeout=interactive_timeout,
+    )
     try:
         await service.start()
         reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
@@ -113,6 +124,22 @@ def main(argv: list[str] | None = None) -> int:
         help="reuse polkit's yes for the same caller and action this long, unless "
         f"polkit reports a change first; 0 asks polkit every time (default {GRANT_LIFETIME:g})",
     )
+    parser.add_argument(
+        "--polkit-timeout",
+        type=float,
+        default=CHECK_TIMEOUT,
+        metavar="SECONDS",
+        help="refuse a call when polkit does not answer within this long "
+        f"(default {CHECK_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--polkit-interactive-timeout",
+        type=float,
+        default=INTERACTIVE_TIMEOUT,
+        metavar="SECONDS",
+        help="the same when polkit may ask for a password: the time a person has to "
+        f"type it (default {INTERACTIVE_TIMEOUT:g})",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
@@ -125,4 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
     if args.reuse_authorization < 0:
         parser.error("--reuse-authorization cannot be negative")
-    return asyncio.run(serve(args.idle_timeout, args.reuse_authorization))
+    for option, value in (
+        ("--polkit-timeout", args.polkit_timeout),
+        ("--polkit-interactive-timeout", args.polkit_interactive_timeout),
+    ):
+        if not value > 0:
+            parser.error(f"{option} must be more than 0")
+    return asyncio.run(
+        serve(
+            args.idle_timeout,
+            args.reuse_authorization,
+            args.polkit_timeout,
+            args.polkit_interactive_timeout,
+        )
+    )

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 from . import __version__, validate
+from .callers import Caller, Callers
 from .capture import Capture, HeldCapture, RingCapture
 from .contract import INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED, Action
 from .counters import StatisticsTicker
 from .devices import DeviceManager, State
 from .dispatch import PUBLIC, Dispatcher, FdReply, method
-from .errors import Failed
+from .errors import Failed, LimitsExceeded
+from .limits import (
+    CAPTURES_PER_USER,
+    CHECK_TIMEOUT,
+    HELD_QUEUES_PER_USER,
+    INTERACTIVE_TIMEOUT,
+    TRANSIENT_DEVICES_PER_USER,
+    Tally,
+)
 from .listing import DeviceForms, SharedListing
 from .marshalled import MarshalledBody
 from .polkit import CHANGED_RULE, GRANT_LIFETIME, Authority
@@ -26,11 +37,11 @@ from .wire import wire
 log = logging.getLogger(__name__)
 
 #: Changes are gathered for this long and sent as one DevicesChanged, so a
-#: burst of netlink events never floods the shared system bus (a full socket
-#: buffer makes dbus-fast drop the connection).
+#: burst of netlink events never floods the shared system bus.  While one
+#: DevicesChanged waits for the bus to take it, changes gather on; while
+#: a Statistics signal waits, ticks are skipped (their counters are totals,
+#: the next one carries them): signals never pile up in the helper.
 SIGNAL_INTERVAL = 0.05
-#: Captures one client may run at once (each holds two fixed-size buffers).
-MAX_CAPTURES_PER_CLIENT = 8
 
 _NAME_OWNER_GONE = (
     "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
@@ -49,12 +60,29 @@ def _packet(value: Any) -> bytes:
 class HelperService:
     """Implements io.github.tungui.Helper1 on a bus connection."""
 
-    def __init__(self, bus: MessageBus, *, grant_lifetime: float = GRANT_LIFETIME) -> None:
+    def __init__(
+        self,
+        bus: MessageBus,
+        *,
+        grant_lifetime: float = GRANT_LIFETIME,
+        check_timeout: float = CHECK_TIMEOUT,
+        interactive_timeout: float = INTERACTIVE_TIMEOUT,
+    ) -> None:
         self.bus = bus
         self.devices = DeviceManager(self._changed)
-        self.authority = Authority(bus, lifetime=grant_lifetime)
+        self.callers = Callers(bus)
+        self.authority = Authority(
+            bus,
+            lifetime=grant_lifetime,
+            check_timeout=check_timeout,
+            interactive_timeout=interactive_timeout,
+        )
         self.dispatcher = Dispatcher(
-            bus, self, self.authority, {"Version": lambda: Variant("s", __version__)}
+            bus,
+            self,
+            self.authority,
+            self.callers,
+            {"Version": lambda: Variant("s", __version__)},
         )
         self._pending = Delta()
         # Each device's variants and JSON: most devices do not change
@@ -70,7 +98,15 @@ class HelperService:
         self.ticker = StatisticsTicker(self._counted_names, self._send_statistics)
         #: Running captures; each ends when its reader closes or leaves the bus.
         self.captures: set[Capture] = set()
+        self._captures_per_user = Tally(
+            CAPTURES_PER_USER, "Your user already runs {cap} captures; close one first."
+        )
+        #: Transient devices on their way, per uid, until the helper holds them.
+        self._making: dict[int, tuple[int, int]] = {}
         self._flush: asyncio.TimerHandle | None = None
+        #: The last DevicesChanged and Statistics signals, until the bus takes them.
+        self._devices_changed: asyncio.Future[None] | None = None
+        self._statistics: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         """Read the devices, follow clients leaving the bus, take calls."""
@@ -94,7 +130,7 @@ class HelperService:
     # --------------------------------------------------------------- methods
 
     @method("ListDevices", action=PUBLIC)
-    async def list_devices(self, sender: str) -> MarshalledBody:
+    async def list_devices(self, caller: Caller) -> MarshalledBody:
         state = self.devices.state()
         if self._listed is None or self._listed[0] != state:
             devices = [self._forms.variants(d) for d in self.devices.list_devices()]
@@ -102,7 +138,7 @@ class HelperService:
         return self._listed[1]
 
     @method("ListDevicesByFileDescriptor", action=PUBLIC)
-    async def list_devices_by_fd(self, sender: str) -> FdReply:
+    async def list_devices_by_fd(self, caller: Caller) -> FdReply:
         fd = self._listing_file.open(
             self.devices.state(), lambda: self._forms.listing(self.devices.list_devices())
         )
@@ -111,62 +147,76 @@ class HelperService:
     @method(
         "CreateDevice",
         parse=(validate.device_spec,),
-        action=lambda self, spec: self.devices.action_for_create(spec),
+        action=lambda self, caller, spec: self.devices.action_for_create(spec),
     )
-    async def create_device(self, sender: str, spec: validate.DeviceSpec) -> list[Any]:
-        name = await self.devices.create(spec, sender)
-        if not spec.persist and not await self._still_connected(sender):
+    async def create_device(self, caller: Caller, spec: validate.DeviceSpec) -> list[Any]:
+        if spec.persist:
+            name = await self.devices.create(spec, caller.name)
+            return [name]
+        with self._making_transient(caller, spec.queues):
+            name = await self.devices.create(spec, caller.name)
+        if not await self._still_connected(caller.name):
             # The caller left while the device was being made.
-            self.devices.release(sender)
+            self.devices.release(caller.name)
         return [name]
 
     @method("CreateBridge", parse=(validate.bridge_spec,), action=Action.MANAGE)
-    async def create_bridge(self, sender: str, spec: validate.BridgeSpec) -> list[Any]:
+    async def create_bridge(self, caller: Caller, spec: validate.BridgeSpec) -> list[Any]:
         return [await self.devices.create_bridge(spec)]
 
-    @method("DeleteDevice", parse=(_name,), action=lambda self, name: self.devices.action_for(name))
-    async def delete_device(self, sender: str, name: str) -> list[Any]:
+    @method(
+        "DeleteDevice",
+        parse=(_name,),
+        action=lambda self, caller, name: self.devices.action_for(name),
+    )
+    async def delete_device(self, caller: Caller, name: str) -> list[Any]:
         await self.devices.delete(name)
         return []
 
     @method(
         "ConfigureDevice",
         parse=(_name, validate.changes),
-        action=lambda self, name, changes: self.devices.action_for(name, changes),
+        action=lambda self, caller, name, changes: self.devices.action_for(name, changes),
     )
     async def configure_device(
-        self, sender: str, name: str, changes: validate.Changes
+        self, caller: Caller, name: str, changes: validate.Changes
     ) -> list[Any]:
-        await self.devices.configure(name, changes, sender)
-        if changes.persist is False and not await self._still_connected(sender):
-            self.devices.release(sender)
+        link = self.devices.find(name)
+        if changes.persist is False and self.devices.held_handle(link.index) is None:
+            # The helper will hold one queue of the device for the caller.
+            with self._making_transient(caller, 1):
+                await self.devices.configure(name, changes, caller.name)
+        else:
+            await self.devices.configure(name, changes, caller.name)
+        if changes.persist is False and not await self._still_connected(caller.name):
+            self.devices.release(caller.name)
         return []
 
     @method("Subscribe", action=PUBLIC)
-    async def subscribe(self, sender: str) -> list[Any]:
-        self.subscribers.add(sender)
-        if not await self._still_connected(sender):
-            self.subscribers.discard(sender)
+    async def subscribe(self, caller: Caller) -> list[Any]:
+        self.subscribers.add(caller.name)
+        if not await self._still_connected(caller.name):
+            self.subscribers.discard(caller.name)
         return []
 
     @method("WatchStatistics", parse=(int,), action=PUBLIC)
-    async def watch_statistics(self, sender: str, interval_ms: int) -> list[Any]:
-        self.ticker.watch(sender, interval_ms)
-        if not await self._still_connected(sender):
-            self.ticker.unwatch(sender)
+    async def watch_statistics(self, caller: Caller, interval_ms: int) -> list[Any]:
+        self.ticker.watch(caller.name, interval_ms)
+        if not await self._still_connected(caller.name):
+            self.ticker.unwatch(caller.name)
         return []
 
     @method("UnwatchStatistics", action=PUBLIC)
-    async def unwatch_statistics(self, sender: str) -> list[Any]:
-        self.ticker.unwatch(sender)
+    async def unwatch_statistics(self, caller: Caller) -> list[Any]:
+        self.ticker.unwatch(caller.name)
         return []
 
     @method(
         "InjectPacket",
         parse=(_name, _packet),
-        action=lambda self, name, packet: self.devices.action_for(name),
+        action=lambda self, caller, name, packet: self.devices.action_for(name),
     )
-    async def inject_packet(self, sender: str, name: str, packet: bytes) -> list[Any]:
+    async def inject_packet(self, caller: Caller, name: str, packet: bytes) -> list[Any]:
         link = self.devices.check_packet(name, packet)
         capture = self._held_capture(link.name)
         if capture is not None and self.devices.held_handle(link.index) is not None:
@@ -179,28 +229,35 @@ class HelperService:
 
     @method("StartCapture", parse=(_name, validate.capture_options), action=Action.CAPTURE)
     async def start_capture(
-        self, sender: str, name: str, options: validate.CaptureOptions
+        self, caller: Caller, name: str, options: validate.CaptureOptions
     ) -> FdReply:
         link = self.devices.find(name)
-        if sum(1 for c in self.captures if c.client == sender) >= MAX_CAPTURES_PER_CLIENT:
-            raise Failed(
-                f"You already capture on {MAX_CAPTURES_PER_CLIENT} devices; close one first."
-            )
+        sender = caller.name
+        self._captures_per_user.take(caller.uid)
+
+        def ended(capture: Capture) -> None:
+            self.captures.discard(capture)
+            self._captures_per_user.give_back(caller.uid)
+
         handle = self.devices.held_handle(link.index)
         capture: Capture
-        if handle is not None and not self._held_capture(link.name):
-            # The helper is this device's program: it reads the device.
-            capture = HeldCapture(
-                link.name,
-                handle,
-                prefix=(4 if link.pi else 0) + (VNET_HDR_SIZE if link.vnet_hdr else 0),
-                longest=link.mtu + (18 if link.kind == "tap" else 0),
-                options=options,
-                client=sender,
-                on_end=self.captures.discard,
-            )
-        else:
-            capture = RingCapture(link.name, options, sender, self.captures.discard)
+        try:
+            if handle is not None and not self._held_capture(link.name):
+                # The helper is this device's program: it reads the device.
+                capture = HeldCapture(
+                    link.name,
+                    handle,
+                    prefix=(4 if link.pi else 0) + (VNET_HDR_SIZE if link.vnet_hdr else 0),
+                    longest=link.mtu + (18 if link.kind == "tap" else 0),
+                    options=options,
+                    client=sender,
+                    on_end=ended,
+                )
+            else:
+                capture = RingCapture(link.name, options, sender, ended)
+        except BaseException:
+            self._captures_per_user.give_back(caller.uid)
+            raise
         self.captures.add(capture)
         if not await self._still_connected(sender):
             capture.stop()
@@ -225,11 +282,51 @@ class HelperService:
         return None
 
     @method("GetPermissions", action=PUBLIC)
-    async def get_permissions(self, sender: str) -> list[Any]:
-        decisions = await asyncio.gather(
-            *(self.authority.check(sender, action, interactive=False) for action in Action)
-        )
-        return [{action.value: d.value for action, d in zip(Action, decisions, strict=True)}]
+    async def get_permissions(self, caller: Caller) -> list[Any]:
+        # Free, so answered from a short per-caller cache (see
+        # Authority.permissions); the call counts against the caps in flight.
+        decisions = await self.authority.permissions(caller)
+        return [{action.value: decision.value for action, decision in decisions.items()}]
+
+    # ---------------------------------------------------------------- caps
+
+    @contextlib.contextmanager
+    def _making_transient(self, caller: Caller, queues: int) -> Iterator[None]:
+        """Count a transient device of ``queues`` queues for the caller's user while it is made.
+
+        Raises:
+            LimitsExceeded: the user would hold too many transient devices or queues.
+        """
+        devices, held = self._held_for(caller.uid)
+        making_devices, making_queues = self._making.get(caller.uid, (0, 0))
+        if devices + making_devices + 1 > TRANSIENT_DEVICES_PER_USER:
+            raise LimitsExceeded(
+                f"Your user already has {TRANSIENT_DEVICES_PER_USER} transient devices; "
+                "remove one or make it persistent first."
+            )
+        if held + making_queues + queues > HELD_QUEUES_PER_USER:
+            raise LimitsExceeded(
+                f"Your user's transient devices would have more than {HELD_QUEUES_PER_USER} "
+                f"queues (they have {held + making_queues}; this asks for {queues})."
+            )
+        self._making[caller.uid] = (making_devices + 1, making_queues + queues)
+        try:
+            yield
+        finally:
+            making_devices, making_queues = self._making.pop(caller.uid)
+            if making_devices > 1:
+                self._making[caller.uid] = (making_devices - 1, making_queues - queues)
+
+    def _held_for(self, uid: int) -> tuple[int, int]:
+        """The transient devices the helper holds for a user's connections, and their queues."""
+        devices = queues = 0
+        # DeviceManager keeps holdings by bus name; the callers give the uid.
+        for holding in self.devices._held.values():
+            caller = self.callers.get(holding.client)
+            if caller is not None and caller.uid == uid:
+                devices += 1
+                queues += len(holding.handle.fds)
+        return devices, queues
 
     # --------------------------------------------------------------- signals
 
@@ -241,6 +338,10 @@ class HelperService:
 
     def _emit(self) -> None:
         self._flush = None
+        if self._devices_changed is not None and not self._devices_changed.done():
+            # The last one still waits for the bus: gather on, send once it went.
+            self._devices_changed.add_done_callback(lambda _: self._changed(Delta()))
+            return
         delta, self._pending = self._pending, Delta()
         for index in delta.removed:
             self._forms.forget(index)
@@ -252,7 +353,7 @@ class HelperService:
         removed = sorted({wire(name) for name in delta.removed.values()})
         if not updated and not removed:
             return
-        self.bus.send(
+        self._devices_changed = self.bus.send(
             Message.new_signal(
                 OBJECT_PATH, INTERFACE, SIGNAL_DEVICES_CHANGED, "aa{sv}as", [updated, removed]
             )
@@ -262,8 +363,10 @@ class HelperService:
         return [link.name for link in self.devices.table.listed()]
 
     def _send_statistics(self, timestamp_ns: int, rows: list[tuple[Any, ...]]) -> None:
+        if self._statistics is not None and not self._statistics.done():
+            return  # the last tick still waits for the bus; the next carries the totals
         counters = [[wire(row[0]), *row[1:]] for row in rows]
-        self.bus.send(
+        self._statistics = self.bus.send(
             Message.new_signal(
                 OBJECT_PATH, INTERFACE, "Statistics", "ta(stttttttt)", [timestamp_ns, counters]
             )
@@ -288,6 +391,7 @@ class HelperService:
             released = self.devices.release(msg.body[0])
             if released:
                 log.info("%s left the bus; released %s", msg.body[0], ", ".join(released))
+            self.callers.forget(msg.body[0])
         return False
 
     async def _still_connected(self, name: str) -> bool:
