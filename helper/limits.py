@@ -12,11 +12,12 @@ use (a handful of calls at once, a few captures).
 
 What one user can make the helper hold at the caps:
 
-- descriptors: 8 captures x 3 (packet socket or a held device's wake pipe,
-  the helper's end of the stream, the caller's end until the reply is
-  written), 64 queues of transient devices (plus as many duplicates while
-  a capture reads one of them), and about 1 per call in flight (a listing's
-  memfd, a queue opened to inject a packet): 24 + 128 + 32 = 184, so 200;
+- descriptors: 8 captures x 4 (a packet socket and the duplicate its ring's
+  mmap keeps, or a held device's wake pipe; the helper's end of the stream;
+  the caller's end until the reply is written), 64 queues of transient
+  devices (plus as many duplicates while a capture reads one of them), and
+  about 1 per call in flight (a listing's memfd, a queue opened to inject a
+  packet): 32 + 128 + 32 = 192, so 200;
 - memory: 8 captures x (4 MiB ring + 8 MiB stream buffer) = 96 MiB in the
   kernel, and replies waiting for a slow bus, at most 32 calls x ~0.5 MiB
   (ListDevices with 1,000 devices) = 16 MiB;

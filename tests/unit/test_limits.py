@@ -24,7 +24,7 @@ def test_a_tally_refuses_past_its_cap_and_counts_nothing_then() -> None:
 
 def test_the_descriptor_budget_covers_the_caps() -> None:
     per_user = (
-        limits.CAPTURES_PER_USER * 3
+        limits.CAPTURES_PER_USER * 4
         + 2 * limits.HELD_QUEUES_PER_USER  # the queues, and a capture's duplicates
         + limits.CALLS_PER_USER
     )
