@@ -106,6 +106,7 @@ class HelperService:
         self._flush: asyncio.TimerHandle | None = None
         #: The last DevicesChanged and Statistics signals, until the bus takes them.
         self._devices_changed: asyncio.Future[None] | None = None
+        self._emit_when_sent = False
         self._statistics: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
@@ -338,9 +339,12 @@ class HelperService:
 
     def _emit(self) -> None:
         self._flush = None
-        if self._devices_changed is not None and not self._devices_changed.done():
+        waiting = self._devices_changed
+        if waiting is not None and not waiting.done():
             # The last one still waits for the bus: gather on, send once it went.
-            self._devices_changed.add_done_callback(lambda _: self._changed(Delta()))
+            if not self._emit_when_sent:
+                self._emit_when_sent = True
+                waiting.add_done_callback(self._devices_changed_sent)
             return
         delta, self._pending = self._pending, Delta()
         for index in delta.removed:
@@ -358,6 +362,10 @@ class HelperService:
                 OBJECT_PATH, INTERFACE, SIGNAL_DEVICES_CHANGED, "aa{sv}as", [updated, removed]
             )
         )
+
+    def _devices_changed_sent(self, _sent: asyncio.Future[None]) -> None:
+        self._emit_when_sent = False
+        self._changed(Delta())
 
     def _counted_names(self) -> list[str]:
         return [link.name for link in self.devices.table.listed()]

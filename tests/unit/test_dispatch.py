@@ -438,3 +438,38 @@ def test_an_unknown_property_is_named_cut_short() -> None:
     reply = asyncio.run(scenario())
     assert reply.error_name == "org.freedesktop.DBus.Error.UnknownProperty"
     assert len(reply.body[0]) < 300
+
+
+def test_signals_never_pile_up_while_the_bus_is_slow() -> None:
+    import asyncio
+
+    from tungui_helper.service import SIGNAL_INTERVAL
+    from tungui_helper.table import Delta
+
+    async def scenario() -> None:
+        bus = _HeldBus()
+        service = HelperService(bus)  # type: ignore[arg-type]
+
+        def members() -> list[str]:
+            return [m.member for m in bus.sent]
+
+        # Statistics: a tick while the last waits is skipped (counters are totals).
+        service._send_statistics(1, [("tap0", 1, 2, 3, 4, 5, 6, 7, 8)])
+        service._send_statistics(2, [("tap0", 2, 3, 4, 5, 6, 7, 8, 9)])
+        assert members() == ["Statistics"]
+        # DevicesChanged: changes gather while the last one waits, then go as one.
+        service._changed(Delta(removed={1: "tap1"}))
+        await asyncio.sleep(SIGNAL_INTERVAL * 1.5)
+        for n in range(2, 6):
+            service._changed(Delta(removed={n: f"tap{n}"}))
+            await asyncio.sleep(SIGNAL_INTERVAL * 1.5)
+        assert members() == ["Statistics", "DevicesChanged"]
+        bus.flush()
+        await asyncio.sleep(SIGNAL_INTERVAL * 1.5)
+        assert members() == ["Statistics", "DevicesChanged", "DevicesChanged"]
+        assert bus.sent[-1].body == [[], ["tap2", "tap3", "tap4", "tap5"]]
+        service._send_statistics(3, [("tap0", 3, 4, 5, 6, 7, 8, 9, 10)])
+        assert members()[-1] == "Statistics"
+        service.devices.links.close()
+
+    asyncio.run(scenario())
