@@ -455,6 +455,10 @@ class DeviceManager:
                     holding.handle.close()
             self.drain()
 
+    def holdings(self) -> list[Holding]:
+        """The transient devices the helper holds, for whichever clients."""
+        return list(self._held.values())
+
     def held_handle(self, index: int) -> tun.TunHandle | None:
         """The queues the helper holds of a device, if it holds it."""
         holding = self._held.get(index)

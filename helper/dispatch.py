@@ -8,7 +8,14 @@ no declaration or a declaration the XML does not have.
 
 dbus-fast's ``@method`` handlers cannot see who called them, and polkit
 needs that, so calls are taken by a message handler, which sees
-``msg.sender`` and ``msg.flags``.
+``msg.sender`` and ``msg.flags``.  Handlers and action rules get the
+:class:`~.callers.Caller`, whose uid the bus daemon vouches for.
+
+Calls are counted before any work: per connection as each message arrives,
+before its arguments are looked at, and per user once the caller's uid is
+known (:mod:`.limits`).  A call keeps its place until its reply has been
+written, so replies waiting for a slow bus are bounded too.  A call over a
+cap gets ``LimitsExceeded`` at once and nothing else happens.
 """
 
 from __future__ import annotations
@@ -28,11 +35,12 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.introspection import Node
 
 from .authorize import REASON, Authorization
-from .callers import Callers
+from .callers import Caller, Callers
 from .contract import INTERFACE, OBJECT_PATH, Action, ErrorName, interface_xml
-from .errors import HelperError, InvalidArgument, NotAuthorized, shown
+from .errors import HelperError, InvalidArgument, LimitsExceeded, NotAuthorized, shown
+from .limits import CALLS_PER_CONNECTION, CALLS_PER_USER, Tally
 from .marshalled import MarshalledBody, MarshalledReply
-from .polkit import Authority, Decision
+from .polkit import ACTION_TEXT, Authority, Decision
 from .wire import wire
 
 log = logging.getLogger(__name__)
@@ -56,9 +64,9 @@ class _Public:
 PUBLIC: Final = _Public()
 
 #: How a method declares its authorization: a fixed action, PUBLIC, or a
-#: function of the service, the caller and the checked arguments that
-#: decides (a device tungui did not create needs the stronger action, and
-#: polkit is told which device).
+#: rule called as ``rule(service, caller, *checked_args)`` that picks the
+#: action (a device tungui did not create needs the stronger one) and may
+#: add details for polkit by returning an :class:`Authorization`.
 ActionRule = Action | _Public | Callable[..., Action | Authorization]
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -94,10 +102,12 @@ def method(
         parse: one checker per in-argument, run before authorization; each
             takes the unwrapped argument and returns the checked value.
 
-    The handler is called as ``handler(caller, *checked_args)`` and returns
-    the reply body as a list; a handler with an ``authorized`` parameter
-    also gets the :class:`~tungui_helper.authorize.Authorization` polkit
-    granted, to act on exactly what was authorized.
+    The handler is called as ``handler(caller, *checked_args)`` with the
+    :class:`~.callers.Caller` and returns the reply body as a list, a
+    :class:`~.marshalled.MarshalledBody` or an :class:`FdReply`.  A handler
+    with an ``authorized`` parameter also gets the
+    :class:`~.authorize.Authorization` polkit granted, to act on exactly the
+    device that was authorized.
     """
 
     def decorate(func: F) -> F:
@@ -120,7 +130,7 @@ class _Bound:
     handler: Callable[..., Awaitable[list[Any]]]
     in_signature: str
     out_signature: str
-    #: The handler takes what was authorized.
+    #: The handler takes what was authorized (an ``authorized`` parameter).
     wants_authorization: bool
 
 
@@ -131,6 +141,7 @@ class Dispatcher:
         bus: the connection the helper serves on.
         service: the object whose :func:`method` handlers implement the XML.
         authority: polkit.
+        callers: who is behind each bus name.
         properties: getters of the interface's read-only properties.
     """
 
@@ -139,17 +150,26 @@ class Dispatcher:
         bus: MessageBus,
         service: object,
         authority: Authority,
+        callers: Callers,
         properties: dict[str, Callable[[], Variant]],
     ) -> None:
         self._bus = bus
         self._service = service
         self._authority = authority
+        self._callers = callers
         self._properties = properties
         self._methods = self._bind(service)
-        self.callers = Callers(bus)
         self.inflight = 0
         self.activity = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._per_connection = Tally(
+            CALLS_PER_CONNECTION,
+            "This connection already has {cap} calls in flight; wait for their answers.",
+        )
+        self._per_user = Tally(
+            CALLS_PER_USER,
+            "Your user already has {cap} calls in flight; wait for their answers.",
+        )
 
     @staticmethod
     def _bind(service: object) -> dict[str, _Bound]:
@@ -191,14 +211,16 @@ class Dispatcher:
             if msg.interface == INTROSPECTABLE and OBJECT_PATH.startswith(
                 (msg.path or "").rstrip("/") + "/"
             ):
-                self._reply_introspect_parent(msg)
+                self._answer(msg, self._introspect_parent_reply)
                 return True
             return False
         if msg.interface == INTROSPECTABLE and msg.member == "Introspect":
-            self._bus.send(Message.new_method_return(msg, "s", [self.introspection()]))
+            self._answer(
+                msg, lambda call: Message.new_method_return(call, "s", [self.introspection()])
+            )
             return True
         if msg.interface == PROPERTIES:
-            self._bus.send(self._properties_reply(msg))
+            self._answer(msg, self._properties_reply)
             return True
         if msg.interface not in (INTERFACE, None):
             return False
@@ -208,44 +230,76 @@ class Dispatcher:
                 Message.new_error(msg, DBUS_UNKNOWN_METHOD, f"No method {msg.member} here.")
             )
             return True
+        sender = msg.sender or ""
+        # Counted before anything is parsed: a flood costs no more than this.
+        try:
+            self._per_connection.take(sender)
+        except LimitsExceeded as exc:
+            self._refuse(msg, exc)
+            return True
         self.inflight += 1
         self.activity.set()
-        task = asyncio.get_running_loop().create_task(self._call(bound, msg))
+        task = asyncio.get_running_loop().create_task(self._call(bound, msg, sender))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
 
-    async def _call(self, bound: _Bound, msg: Message) -> None:
-        fd_reply: FdReply | None = None
+    def _answer(self, msg: Message, build: Callable[[Message], Message]) -> None:
+        """Answer a standard interface's call at once, counted until the answer is written."""
+        sender = msg.sender or ""
         try:
-            reply, fd_reply = await self._run(bound, msg)
-        except HelperError as exc:
-            reply = Message.new_error(msg, exc.error_name.value, wire(exc.message))
-        except Exception:
-            # The operator gets the traceback in the journal; the caller a
-            # sentence. No traceback ever crosses the bus.
-            log.exception("%s failed", msg.member)
-            reply = Message.new_error(
-                msg,
-                ErrorName.FAILED.value,
-                f"{msg.member} failed inside the helper; its log has the details.",
-            )
+            self._per_connection.take(sender)
+        except LimitsExceeded as exc:
+            self._refuse(msg, exc)
+            return
+        sending = self._bus.send(build(msg))
+        sending.add_done_callback(lambda _: self._per_connection.give_back(sender))
+
+    def _refuse(self, msg: Message, exc: HelperError) -> None:
+        if not int(msg.flags) & int(MessageFlag.NO_REPLY_EXPECTED):
+            self._bus.send(Message.new_error(msg, exc.error_name.value, exc.message))
+
+    async def _call(self, bound: _Bound, msg: Message, sender: str) -> None:
+        fd_reply: FdReply | None = None
+        counted: Caller | None = None
+        try:
+            try:
+                caller = await self._callers.resolve(sender)
+                self._per_user.take(caller.uid)
+                counted = caller
+                reply, fd_reply = await self._run(bound, msg, caller)
+            except HelperError as exc:
+                reply = Message.new_error(msg, exc.error_name.value, wire(exc.message))
+            except Exception:
+                # The operator gets the traceback in the journal; the caller a
+                # sentence. No traceback ever crosses the bus.
+                log.exception("%s failed", msg.member)
+                reply = Message.new_error(
+                    msg,
+                    ErrorName.FAILED.value,
+                    f"{msg.member} failed inside the helper; its log has the details.",
+                )
+            if int(msg.flags) & int(MessageFlag.NO_REPLY_EXPECTED) and fd_reply is None:
+                return
+            # The call keeps its place until its reply is written (and an
+            # FdReply's fds must stay open until then).
+            with contextlib.suppress(Exception):
+                await self._bus.send(reply)
+            if fd_reply is not None:
+                for fd in fd_reply.fds:
+                    os.close(fd)
+                if fd_reply.sent is not None:
+                    fd_reply.sent()
         finally:
+            self._per_connection.give_back(sender)
+            if counted is not None:
+                self._per_user.give_back(counted.uid)
             self.inflight -= 1
             self.activity.set()
-        if int(msg.flags) & int(MessageFlag.NO_REPLY_EXPECTED) and fd_reply is None:
-            return
-        sending = self._bus.send(reply)
-        if fd_reply is not None:
-            # The fds must stay open until the message has been written.
-            with contextlib.suppress(Exception):
-                await sending
-            for fd in fd_reply.fds:
-                os.close(fd)
-            if fd_reply.sent is not None:
-                fd_reply.sent()
 
-    async def _run(self, bound: _Bound, msg: Message) -> tuple[Message, FdReply | None]:
+    async def _run(
+        self, bound: _Bound, msg: Message, caller: Caller
+    ) -> tuple[Message, FdReply | None]:
         if msg.signature != bound.in_signature:
             raise InvalidArgument(
                 f"{msg.member} takes arguments of type ({bound.in_signature}), "
@@ -255,17 +309,15 @@ class Dispatcher:
         args = [
             check(unwrap(arg)) for check, arg in zip(declaration.parsers, msg.body, strict=True)
         ]
-        assert msg.sender is not None
-        caller = await self.callers.get(msg.sender)
         rule = declaration.action
-        authorized: Authorization | None = None
+        needed: Authorization | None = None
         if not isinstance(rule, _Public):
             decided = rule if isinstance(rule, Action) else rule(self._service, caller, *args)
-            authorized = decided if isinstance(decided, Authorization) else Authorization(decided)
-            action = authorized.action
+            needed = decided if isinstance(decided, Authorization) else Authorization(decided)
+            action = needed.action
             interactive = bool(int(msg.flags) & int(MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION))
             decision = await self._authority.check(
-                msg.sender, action, interactive=interactive, details=authorized.details
+                caller, action, interactive=interactive, details=needed.details
             )
             if decision is not Decision.YES:
                 hint = (
@@ -276,12 +328,13 @@ class Dispatcher:
                         "authorization."
                     )
                 )
-                reason = authorized.details.get(REASON)
+                reason = needed.details.get(REASON)
                 why = f" ({reason})" if reason else ""
-                raise NotAuthorized(f"You are not allowed to {_ACTION_TEXT[action]}{why}.{hint}")
+                raise NotAuthorized(f"You are not allowed to {ACTION_TEXT[action]}{why}.{hint}")
         if bound.wants_authorization:
-            assert authorized is not None, f"{msg.member} is public but asks what was authorized"
-            body = await bound.handler(caller, *args, authorized=authorized)
+            # The handler acts on exactly what polkit was asked about.
+            assert needed is not None, f"{msg.member} is public but asks what was authorized"
+            body = await bound.handler(caller, *args, authorized=needed)
         else:
             body = await bound.handler(caller, *args)
         if isinstance(body, MarshalledBody):
@@ -306,11 +359,12 @@ class Dispatcher:
                 root.append(ET.fromstring(xml))  # noqa: S314
         return _DOCTYPE + ET.tostring(root, encoding="unicode")
 
-    def _reply_introspect_parent(self, msg: Message) -> None:
+    @staticmethod
+    def _introspect_parent_reply(msg: Message) -> Message:
         prefix = (msg.path or "").rstrip("/") + "/"
         child = OBJECT_PATH[len(prefix) :].split("/", 1)[0]
         xml = f'{_DOCTYPE}<node><node name="{child}"/></node>'
-        self._bus.send(Message.new_method_return(msg, "s", [xml]))
+        return Message.new_method_return(msg, "s", [xml])
 
     def _properties_reply(self, msg: Message) -> Message:
         if msg.member == "GetAll" and msg.signature == "s":
@@ -331,15 +385,6 @@ class Dispatcher:
             msg, DBUS_INVALID_ARGS, f"No method {msg.member} with those arguments."
         )
 
-
-_ACTION_TEXT = {
-    Action.MANAGE: "manage TUN/TAP devices and bridges",
-    Action.MANAGE_FOREIGN: (
-        "change network devices that tungui did not create, or go beyond what it may do "
-        "with its own"
-    ),
-    Action.CAPTURE: "capture packets",
-}
 
 _DOCTYPE = (
     '<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"\n'

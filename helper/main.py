@@ -16,10 +16,11 @@ import sys
 from pathlib import Path
 
 from dbus_fast import BusType, NameFlag, RequestNameReply
-from dbus_fast.aio import MessageBus
 
 from . import __version__
+from .connection import HelperBus
 from .contract import BUS_NAME
+from .limits import CHECK_TIMEOUT, INTERACTIVE_TIMEOUT
 from .policy import DEFAULT_PATH, ManagePolicy, PolicyError
 from .polkit import GRANT_LIFETIME
 from .service import HelperService
@@ -50,6 +51,8 @@ async def _idle(service: HelperService, timeout: float) -> None:
 async def serve(
     idle_timeout: float,
     grant_lifetime: float = GRANT_LIFETIME,
+    check_timeout: float = CHECK_TIMEOUT,
+    interactive_timeout: float = INTERACTIVE_TIMEOUT,
     policy: ManagePolicy | None = None,
 ) -> int:
     """Run the helper until it is idle, signalled or cut off from the bus.
@@ -60,11 +63,17 @@ async def serve(
     # Started by D-Bus activation, the bus that started us says where it is.
     starter = os.environ.get("DBUS_STARTER_ADDRESS")
     if starter and os.environ.get("DBUS_STARTER_BUS_TYPE") == "system":
-        bus = MessageBus(bus_address=starter, negotiate_unix_fd=True)
+        bus = HelperBus(starter, negotiate_unix_fd=True)
     else:
-        bus = MessageBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True)
+        bus = HelperBus(bus_type=BusType.SYSTEM, negotiate_unix_fd=True)
     await bus.connect()
-    service = HelperService(bus, grant_lifetime=grant_lifetime, policy=policy)
+    service = HelperService(
+        bus,
+        grant_lifetime=grant_lifetime,
+        check_timeout=check_timeout,
+        interactive_timeout=interactive_timeout,
+        policy=policy,
+    )
     try:
         await service.start()
         reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
@@ -120,6 +129,22 @@ def main(argv: list[str] | None = None) -> int:
         f"polkit reports a change first; 0 asks polkit every time (default {GRANT_LIFETIME:g})",
     )
     parser.add_argument(
+        "--polkit-timeout",
+        type=float,
+        default=CHECK_TIMEOUT,
+        metavar="SECONDS",
+        help="refuse a call when polkit does not answer within this long "
+        f"(default {CHECK_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--polkit-interactive-timeout",
+        type=float,
+        default=INTERACTIVE_TIMEOUT,
+        metavar="SECONDS",
+        help="the same when polkit may ask for a password: the time a person has to "
+        f"type it (default {INTERACTIVE_TIMEOUT:g})",
+    )
+    parser.add_argument(
         "--policy",
         type=Path,
         default=DEFAULT_PATH,
@@ -139,9 +164,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
     if args.reuse_authorization < 0:
         parser.error("--reuse-authorization cannot be negative")
+    for option, value in (
+        ("--polkit-timeout", args.polkit_timeout),
+        ("--polkit-interactive-timeout", args.polkit_interactive_timeout),
+    ):
+        if not value > 0:
+            parser.error(f"{option} must be more than 0")
     try:
         policy = ManagePolicy.load(args.policy)
     except PolicyError as exc:
         log.error("%s", exc)
         return 1
-    return asyncio.run(serve(args.idle_timeout, args.reuse_authorization, policy))
+    return asyncio.run(
+        serve(
+            args.idle_timeout,
+            args.reuse_authorization,
+            args.polkit_timeout,
+            args.polkit_interactive_timeout,
+            policy,
+        )
+    )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 from dbus_fast import Message, MessageType, Variant
@@ -11,13 +13,21 @@ from dbus_fast.aio import MessageBus
 
 from . import __version__, authorize, validate
 from .authorize import Authorization
-from .callers import Caller
+from .callers import Caller, Callers
 from .capture import Capture, HeldCapture, RingCapture
-from .contract import INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED, Action
+from .contract import INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED
 from .counters import StatisticsTicker
 from .devices import DeviceManager, State
 from .dispatch import PUBLIC, Dispatcher, FdReply, method
-from .errors import Failed, NotFound
+from .errors import Failed, LimitsExceeded, NotFound
+from .limits import (
+    CAPTURES_PER_USER,
+    CHECK_TIMEOUT,
+    HELD_QUEUES_PER_USER,
+    INTERACTIVE_TIMEOUT,
+    TRANSIENT_DEVICES_PER_USER,
+    Tally,
+)
 from .listing import DeviceForms, SharedListing
 from .marshalled import MarshalledBody
 from .netlink import LinkInfo
@@ -30,11 +40,11 @@ from .wire import wire_name
 log = logging.getLogger(__name__)
 
 #: Changes are gathered for this long and sent as one DevicesChanged, so a
-#: burst of netlink events never floods the shared system bus (a full socket
-#: buffer makes dbus-fast drop the connection).
+#: burst of netlink events never floods the shared system bus.  While one
+#: DevicesChanged waits for the bus to take it, changes gather on; while
+#: a Statistics signal waits, ticks are skipped (their counters are totals,
+#: the next one carries them): signals never pile up in the helper.
 SIGNAL_INTERVAL = 0.05
-#: Captures one client may run at once (each holds two fixed-size buffers).
-MAX_CAPTURES_PER_CLIENT = 8
 
 _NAME_OWNER_GONE = (
     "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
@@ -58,14 +68,26 @@ class HelperService:
         bus: MessageBus,
         *,
         grant_lifetime: float = GRANT_LIFETIME,
+        check_timeout: float = CHECK_TIMEOUT,
+        interactive_timeout: float = INTERACTIVE_TIMEOUT,
         policy: ManagePolicy | None = None,
     ) -> None:
         self.bus = bus
         self.policy = policy or ManagePolicy()
         self.devices = DeviceManager(self._changed)
-        self.authority = Authority(bus, lifetime=grant_lifetime)
+        self.callers = Callers(bus)
+        self.authority = Authority(
+            bus,
+            lifetime=grant_lifetime,
+            check_timeout=check_timeout,
+            interactive_timeout=interactive_timeout,
+        )
         self.dispatcher = Dispatcher(
-            bus, self, self.authority, {"Version": lambda: Variant("s", __version__)}
+            bus,
+            self,
+            self.authority,
+            self.callers,
+            {"Version": lambda: Variant("s", __version__)},
         )
         self._pending = Delta()
         # Each device's variants and JSON: most devices do not change
@@ -81,7 +103,16 @@ class HelperService:
         self.ticker = StatisticsTicker(self._counted_names, self._send_statistics)
         #: Running captures; each ends when its reader closes or leaves the bus.
         self.captures: set[Capture] = set()
+        self._captures_per_user = Tally(
+            CAPTURES_PER_USER, "Your user already runs {cap} captures; close one first."
+        )
+        #: Transient devices on their way, per uid, until the helper holds them.
+        self._making: dict[int, tuple[int, int]] = {}
         self._flush: asyncio.TimerHandle | None = None
+        #: The last DevicesChanged and Statistics signals, until the bus takes them.
+        self._devices_changed: asyncio.Future[None] | None = None
+        self._emit_when_sent = False
+        self._statistics: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         """Read the devices, follow clients leaving the bus, take calls."""
@@ -151,14 +182,20 @@ class HelperService:
     async def create_device(
         self, caller: Caller, spec: validate.DeviceSpec, *, authorized: Authorization
     ) -> list[Any]:
-        name = await self.devices.create(
-            spec,
-            caller.name,
-            caller.uid,
-            authorized,
-            lambda _link, bridge: self._for_create(caller, spec, bridge),
-        )
-        if not spec.persist and not await self._still_connected(caller.name):
+        def make() -> Awaitable[str]:
+            return self.devices.create(
+                spec,
+                caller.name,
+                caller.uid,
+                authorized,
+                lambda _link, bridge: self._for_create(caller, spec, bridge),
+            )
+
+        if spec.persist:
+            return [await make()]
+        with self._making_transient(caller, spec.queues):
+            name = await make()
+        if not await self._still_connected(caller.name):
             # The caller left while the device was being made.
             self.devices.release(caller.name)
         return [name]
@@ -204,13 +241,22 @@ class HelperService:
         *,
         authorized: Authorization,
     ) -> list[Any]:
-        await self.devices.configure(
-            changes,
-            caller.name,
-            caller.uid,
-            authorized,
-            lambda link, bridge: self._for_change(caller, link, changes, bridge),
-        )
+        def configure() -> Awaitable[None]:
+            return self.devices.configure(
+                changes,
+                caller.name,
+                caller.uid,
+                authorized,
+                lambda link, bridge: self._for_change(caller, link, changes, bridge),
+            )
+
+        assert authorized.index is not None
+        if changes.persist is False and self.devices.held_handle(authorized.index) is None:
+            # The helper will hold one queue of the device for the caller.
+            with self._making_transient(caller, 1):
+                await configure()
+        else:
+            await configure()
         if changes.persist is False and not await self._still_connected(caller.name):
             self.devices.release(caller.name)
         return []
@@ -271,32 +317,38 @@ class HelperService:
         *,
         authorized: Authorization,
     ) -> FdReply:
-        sender = caller.name
         # The device polkit was asked about, by index: the name may stand
         # for another device by now.
         found = None if authorized.index is None else self.devices.link(authorized.index)
         if found is None:
             raise NotFound(f"{authorized.details.get('device')} went away while you were asked.")
         link = found
-        if sum(1 for c in self.captures if c.client == sender) >= MAX_CAPTURES_PER_CLIENT:
-            raise Failed(
-                f"You already capture on {MAX_CAPTURES_PER_CLIENT} devices; close one first."
-            )
+        sender = caller.name
+        self._captures_per_user.take(caller.uid)
+
+        def ended(capture: Capture) -> None:
+            self.captures.discard(capture)
+            self._captures_per_user.give_back(caller.uid)
+
         handle = self.devices.held_handle(link.index)
         capture: Capture
-        if handle is not None and not self._held_capture(link.name):
-            # The helper is this device's program: it reads the device.
-            capture = HeldCapture(
-                link.name,
-                handle,
-                prefix=(4 if link.pi else 0) + (VNET_HDR_SIZE if link.vnet_hdr else 0),
-                longest=link.mtu + (18 if link.kind == "tap" else 0),
-                options=options,
-                client=sender,
-                on_end=self.captures.discard,
-            )
-        else:
-            capture = RingCapture(link.name, options, sender, self.captures.discard)
+        try:
+            if handle is not None and not self._held_capture(link.name):
+                # The helper is this device's program: it reads the device.
+                capture = HeldCapture(
+                    link.name,
+                    handle,
+                    prefix=(4 if link.pi else 0) + (VNET_HDR_SIZE if link.vnet_hdr else 0),
+                    longest=link.mtu + (18 if link.kind == "tap" else 0),
+                    options=options,
+                    client=sender,
+                    on_end=ended,
+                )
+            else:
+                capture = RingCapture(link.name, options, sender, ended)
+        except BaseException:
+            self._captures_per_user.give_back(caller.uid)
+            raise
         self.captures.add(capture)
         if not await self._still_connected(sender):
             capture.stop()
@@ -322,10 +374,48 @@ class HelperService:
 
     @method("GetPermissions", action=PUBLIC)
     async def get_permissions(self, caller: Caller) -> list[Any]:
-        decisions = await asyncio.gather(
-            *(self.authority.check(caller.name, action, interactive=False) for action in Action)
-        )
-        return [{action.value: d.value for action, d in zip(Action, decisions, strict=True)}]
+        # Free, so answered from a short per-caller cache (see
+        # Authority.permissions); the call counts against the caps in flight.
+        decisions = await self.authority.permissions(caller)
+        return [{action.value: decision.value for action, decision in decisions.items()}]
+
+    # ---------------------------------------------------------------- caps
+
+    @contextlib.contextmanager
+    def _making_transient(self, caller: Caller, queues: int) -> Iterator[None]:
+        """Count a transient device of ``queues`` queues for the caller's user while it is made.
+
+        Raises:
+            LimitsExceeded: the user would hold too many transient devices or queues.
+        """
+        devices, held = self._held_for(caller.uid)
+        making_devices, making_queues = self._making.get(caller.uid, (0, 0))
+        if devices + making_devices + 1 > TRANSIENT_DEVICES_PER_USER:
+            raise LimitsExceeded(
+                f"Your user already has {TRANSIENT_DEVICES_PER_USER} transient devices; "
+                "remove one or make it persistent first."
+            )
+        if held + making_queues + queues > HELD_QUEUES_PER_USER:
+            raise LimitsExceeded(
+                f"Your user's transient devices would have more than {HELD_QUEUES_PER_USER} "
+                f"queues (they have {held + making_queues}; this asks for {queues})."
+            )
+        self._making[caller.uid] = (making_devices + 1, making_queues + queues)
+        try:
+            yield
+        finally:
+            making_devices, making_queues = self._making.pop(caller.uid)
+            if making_devices > 1:
+                self._making[caller.uid] = (making_devices - 1, making_queues - queues)
+
+    def _held_for(self, uid: int) -> tuple[int, int]:
+        """The transient devices the helper holds for a user's connections, and their queues."""
+        devices = queues = 0
+        for holding in self.devices.holdings():
+            if holding.uid == uid:
+                devices += 1
+                queues += len(holding.handle.fds)
+        return devices, queues
 
     # --------------------------------------------------------------- signals
 
@@ -337,6 +427,13 @@ class HelperService:
 
     def _emit(self) -> None:
         self._flush = None
+        waiting = self._devices_changed
+        if waiting is not None and not waiting.done():
+            # The last one still waits for the bus: gather on, send once it went.
+            if not self._emit_when_sent:
+                self._emit_when_sent = True
+                waiting.add_done_callback(self._devices_changed_sent)
+            return
         delta, self._pending = self._pending, Delta()
         for index in delta.removed:
             self._forms.forget(index)
@@ -348,18 +445,24 @@ class HelperService:
         removed = sorted({wire_name(name) for name in delta.removed.values()})
         if not updated and not removed:
             return
-        self.bus.send(
+        self._devices_changed = self.bus.send(
             Message.new_signal(
                 OBJECT_PATH, INTERFACE, SIGNAL_DEVICES_CHANGED, "aa{sv}as", [updated, removed]
             )
         )
 
+    def _devices_changed_sent(self, _sent: asyncio.Future[None]) -> None:
+        self._emit_when_sent = False
+        self._changed(Delta())
+
     def _counted_names(self) -> list[str]:
         return [link.name for link in self.devices.table.listed()]
 
     def _send_statistics(self, timestamp_ns: int, rows: list[tuple[Any, ...]]) -> None:
+        if self._statistics is not None and not self._statistics.done():
+            return  # the last tick still waits for the bus; the next carries the totals
         counters = [[wire_name(row[0]), *row[1:]] for row in rows]
-        self.bus.send(
+        self._statistics = self.bus.send(
             Message.new_signal(
                 OBJECT_PATH, INTERFACE, "Statistics", "ta(stttttttt)", [timestamp_ns, counters]
             )
@@ -375,7 +478,6 @@ class HelperService:
             and not msg.body[2]
         ):
             self.authority.forget(msg.body[0])
-            self.dispatcher.callers.forget(msg.body[0])
             if not msg.body[0].startswith(":"):
                 return False  # a well-known name such as polkit's
             self.subscribers.discard(msg.body[0])
@@ -385,6 +487,7 @@ class HelperService:
             released = self.devices.release(msg.body[0])
             if released:
                 log.info("%s left the bus; released %s", msg.body[0], ", ".join(released))
+            self.callers.forget(msg.body[0])
         return False
 
     async def _still_connected(self, name: str) -> bool:

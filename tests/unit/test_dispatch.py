@@ -73,24 +73,26 @@ def test_an_action_that_is_not_one_is_refused() -> None:
 
 
 class _FakeBus:
+    """Sends into a list; its daemon says caller :1.N is uid 1000 + N."""
+
     def __init__(self) -> None:
         self.sent: list[Any] = []
 
-    def send(self, msg: Any) -> None:
+    def send(self, msg: Any) -> Any:
+        import asyncio
+
         self.sent.append(msg)
+        written = asyncio.get_running_loop().create_future()
+        written.set_result(None)
+        return written
 
     async def call(self, msg: Any) -> Any:
-        """The bus driver's answer to GetConnectionCredentials: every caller is uid 1000."""
-        from dbus_fast import Message, MessageType, Variant
+        from dbus_fast import Message, Variant
 
         assert msg.member == "GetConnectionCredentials"
-        credentials = {"UnixUserID": Variant("u", 1000), "ProcessID": Variant("u", 4242)}
-        return Message(
-            message_type=MessageType.METHOD_RETURN,
-            reply_serial=1,
-            signature="a{sv}",
-            body=[credentials],
-        )
+        msg.serial = 1
+        uid = 1000 + int(msg.body[0].rsplit(".", 1)[1])
+        return Message.new_method_return(msg, "a{sv}", [{"UnixUserID": Variant("u", uid)}])
 
     def add_message_handler(self, handler: Any) -> None:  # pragma: no cover - unused
         pass
@@ -106,15 +108,15 @@ class _SlowAuthority:
         self.interactive: dict[str, bool] = {}
 
     async def check(
-        self, sender: str, action: Action, *, interactive: bool, details: Any = None
+        self, caller: Any, action: Action, *, interactive: bool, details: Any = None
     ) -> Any:
         from tungui_helper.polkit import Decision
 
-        self.interactive[sender] = interactive
-        if sender == ":1.1":
+        self.interactive[caller.name] = interactive
+        if caller.name == ":1.1":
             await self.typing_password.wait()
             return Decision.YES
-        if sender == ":1.3":
+        if caller.name == ":1.3":
             return Decision.AUTH
         return Decision.YES
 
@@ -195,6 +197,284 @@ def test_an_unexpected_exception_sends_no_traceback() -> None:
         (reply,) = bus.sent
         assert reply.error_name == "io.github.tungui.Error.Failed"
         assert "secret" not in reply.body[0] and "Traceback" not in reply.body[0]
+        service.devices.links.close()
+
+    asyncio.run(scenario())
+
+
+class _HeldBus(_FakeBus):
+    """A bus whose socket takes nothing until ``flush``; uids from ``uids`` (default 1000)."""
+
+    def __init__(self, uids: dict[str, int] | None = None) -> None:
+        super().__init__()
+        self.uids = uids or {}
+        self.unwritten: list[Any] = []
+
+    def send(self, msg: Any) -> Any:
+        import asyncio
+
+        self.sent.append(msg)
+        written = asyncio.get_running_loop().create_future()
+        self.unwritten.append(written)
+        return written
+
+    def flush(self) -> None:
+        for written in self.unwritten:
+            written.set_result(None)
+        self.unwritten.clear()
+
+    async def call(self, msg: Any) -> Any:
+        from dbus_fast import Message, Variant
+
+        msg.serial = 1
+        uid = self.uids.get(msg.body[0], 1000)
+        return Message.new_method_return(msg, "a{sv}", [{"UnixUserID": Variant("u", uid)}])
+
+
+async def _settle() -> None:
+    import asyncio
+
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def _limits_refusals(bus: _FakeBus) -> list[str]:
+    return [m.body[0] for m in bus.sent if m.error_name == "io.github.tungui.Error.LimitsExceeded"]
+
+
+def _service_waiting_for_polkit(bus: _FakeBus) -> Any:
+    """A service whose polkit never answers (every check waits)."""
+    import asyncio
+
+    service = HelperService(bus)  # type: ignore[arg-type]
+
+    class Stalled:
+        calls = 0
+
+        async def check(self, *args: Any, **kwargs: Any) -> Any:
+            Stalled.calls += 1
+            await asyncio.Event().wait()
+
+    service.dispatcher._authority = Stalled()  # type: ignore[assignment]
+    return service, Stalled
+
+
+def test_calls_in_flight_are_capped_per_connection_before_parsing() -> None:
+    import asyncio
+
+    from tungui_helper.limits import CALLS_PER_CONNECTION
+
+    async def scenario() -> None:
+        bus = _HeldBus()
+        service, stalled = _service_waiting_for_polkit(bus)
+        for _ in range(CALLS_PER_CONNECTION + 3):
+            assert service.dispatcher.handle(_call(":1.1"))
+        # Refused at once, as each message arrived.
+        refusals = _limits_refusals(bus)
+        assert len(refusals) == 3
+        assert refusals[0] == (
+            f"This connection already has {CALLS_PER_CONNECTION} calls in flight; "
+            "wait for their answers."
+        )
+        await _settle()
+        assert stalled.calls == CALLS_PER_CONNECTION
+        # Another connection of the same user still gets through.
+        service.dispatcher.handle(_call(":1.2"))
+        await _settle()
+        assert stalled.calls == CALLS_PER_CONNECTION + 1
+        service.devices.links.close()
+
+    asyncio.run(scenario())
+
+
+def test_calls_in_flight_are_capped_per_user_over_connections() -> None:
+    import asyncio
+
+    from tungui_helper.limits import CALLS_PER_CONNECTION, CALLS_PER_USER
+
+    async def scenario() -> None:
+        connections = CALLS_PER_USER // CALLS_PER_CONNECTION + 1
+        bus = _HeldBus({":9.1": 0})
+        service, stalled = _service_waiting_for_polkit(bus)
+        for n in range(connections):
+            for _ in range(CALLS_PER_CONNECTION):
+                service.dispatcher.handle(_call(f":1.{n}"))
+        await _settle()
+        over = connections * CALLS_PER_CONNECTION - CALLS_PER_USER
+        assert (
+            _limits_refusals(bus)
+            == [f"Your user already has {CALLS_PER_USER} calls in flight; wait for their answers."]
+            * over
+        )
+        assert stalled.calls == CALLS_PER_USER
+        # Root is another user: its calls go on.
+        service.dispatcher.handle(_standard_call(":9.1", "ListDevices"))
+        await _settle()
+        assert bus.sent[-1].message_type.name == "METHOD_RETURN", bus.sent[-1].body
+        service.devices.links.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_call_keeps_its_place_until_its_reply_is_written() -> None:
+    import asyncio
+
+    from tungui_helper.limits import CALLS_PER_CONNECTION
+
+    async def scenario() -> None:
+        bus = _HeldBus()
+        service = HelperService(bus)  # type: ignore[arg-type]
+        for _ in range(CALLS_PER_CONNECTION):
+            service.dispatcher.handle(_standard_call(":1.1", "ListDevices"))
+        await _settle()
+        assert len(bus.sent) == CALLS_PER_CONNECTION, "answered, not yet written"
+        for member in ("ListDevices", "Introspect"):
+            service.dispatcher.handle(_standard_call(":1.1", member))
+        assert len(_limits_refusals(bus)) == 2
+        bus.flush()
+        await _settle()
+        service.dispatcher.handle(_standard_call(":1.1", "Introspect"))
+        assert bus.sent[-1].message_type.name == "METHOD_RETURN"
+        service.devices.links.close()
+
+    asyncio.run(scenario())
+
+
+def _standard_call(sender: str, member: str) -> Any:
+    from dbus_fast import Message
+
+    from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH
+
+    interface = "org.freedesktop.DBus.Introspectable" if member == "Introspect" else INTERFACE
+    return Message(
+        destination=BUS_NAME,
+        path=OBJECT_PATH,
+        interface=interface,
+        member=member,
+        sender=sender,
+        serial=8,
+    )
+
+
+def test_rules_see_the_caller_and_their_details_go_to_polkit() -> None:
+    import asyncio
+
+    from tungui_helper.authorize import Authorization
+    from tungui_helper.callers import Caller
+    from tungui_helper.polkit import Decision
+
+    seen: list[Any] = []
+
+    class Detailed(HelperService):
+        @method(
+            "DeleteDevice",
+            parse=(str,),
+            action=lambda self, caller, name: Authorization(
+                Action.MANAGE, {"device": name}, index=7
+            ),
+        )
+        async def delete_device(
+            self, caller: Caller, name: str, *, authorized: Authorization
+        ) -> list[Any]:
+            seen.append(("handler", caller.uid, name, authorized.index))
+            return []
+
+    class Recording:
+        async def check(
+            self, caller: Caller, action: Action, *, interactive: bool, details: Any = None
+        ) -> Decision:
+            seen.append(("polkit", caller.name, caller.uid, action, dict(details)))
+            return Decision.YES
+
+    async def scenario() -> None:
+        from dbus_fast import Message
+
+        from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH
+
+        bus = _FakeBus()
+        service = Detailed(bus)  # type: ignore[arg-type]
+        service.dispatcher._authority = Recording()  # type: ignore[assignment]
+        call = Message(
+            destination=BUS_NAME,
+            path=OBJECT_PATH,
+            interface=INTERFACE,
+            member="DeleteDevice",
+            signature="s",
+            body=["tap7"],
+            sender=":1.5",
+            serial=3,
+        )
+        service.dispatcher.handle(call)
+        await _settle()
+        service.devices.links.close()
+
+    asyncio.run(scenario())
+    assert seen == [
+        ("polkit", ":1.5", 1005, Action.MANAGE, {"device": "tap7"}),
+        ("handler", 1005, "tap7", 7),
+    ]
+
+
+def test_an_unknown_property_is_named_cut_short() -> None:
+    import asyncio
+
+    from dbus_fast import Message
+
+    from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH
+
+    async def scenario() -> Any:
+        bus = _FakeBus()
+        service = HelperService(bus)  # type: ignore[arg-type]
+        service.dispatcher.handle(
+            Message(
+                destination=BUS_NAME,
+                path=OBJECT_PATH,
+                interface="org.freedesktop.DBus.Properties",
+                member="Get",
+                signature="ss",
+                body=[INTERFACE, "\x01" * 1_000_000],
+                sender=":1.5",
+                serial=3,
+            )
+        )
+        service.devices.links.close()
+        return bus.sent[-1]
+
+    reply = asyncio.run(scenario())
+    assert reply.error_name == "org.freedesktop.DBus.Error.UnknownProperty"
+    assert len(reply.body[0]) < 300
+
+
+def test_signals_never_pile_up_while_the_bus_is_slow() -> None:
+    import asyncio
+
+    from tungui_helper.service import SIGNAL_INTERVAL
+    from tungui_helper.table import Delta
+
+    async def scenario() -> None:
+        bus = _HeldBus()
+        service = HelperService(bus)  # type: ignore[arg-type]
+
+        def members() -> list[str]:
+            return [m.member for m in bus.sent]
+
+        # Statistics: a tick while the last waits is skipped (counters are totals).
+        service._send_statistics(1, [("tap0", 1, 2, 3, 4, 5, 6, 7, 8)])
+        service._send_statistics(2, [("tap0", 2, 3, 4, 5, 6, 7, 8, 9)])
+        assert members() == ["Statistics"]
+        # DevicesChanged: changes gather while the last one waits, then go as one.
+        service._changed(Delta(removed={1: "tap1"}))
+        await asyncio.sleep(SIGNAL_INTERVAL * 1.5)
+        for n in range(2, 6):
+            service._changed(Delta(removed={n: f"tap{n}"}))
+            await asyncio.sleep(SIGNAL_INTERVAL * 1.5)
+        assert members() == ["Statistics", "DevicesChanged"]
+        bus.flush()
+        await asyncio.sleep(SIGNAL_INTERVAL * 1.5)
+        assert members() == ["Statistics", "DevicesChanged", "DevicesChanged"]
+        assert bus.sent[-1].body == [[], ["tap2", "tap3", "tap4", "tap5"]]
+        service._send_statistics(3, [("tap0", 3, 4, 5, 6, 7, 8, 9, 10)])
+        assert members()[-1] == "Statistics"
         service.devices.links.close()
 
     asyncio.run(scenario())
