@@ -69,5 +69,5 @@ def shown(value: str | bytes, limit: int = SHOWN_CHARS) -> str:
     """
     text = ascii(value[:limit])
     if len(value) > limit:
-        return f"{text}… ({len(value)} long)"
+        return f"{text}... ({len(value)} long)"
     return text
