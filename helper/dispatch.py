@@ -25,7 +25,6 @@ import contextlib
 import inspect
 import logging
 import os
-import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -34,10 +33,11 @@ from dbus_fast import Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.introspection import Node
 
+from . import standard
 from .authorize import REASON, Authorization
 from .callers import Caller, Callers
 from .contract import INTERFACE, OBJECT_PATH, Action, ErrorName, interface_xml
-from .errors import HelperError, InvalidArgument, LimitsExceeded, NotAuthorized, shown
+from .errors import HelperError, InvalidArgument, LimitsExceeded, NotAuthorized
 from .limits import CALLS_PER_CONNECTION, CALLS_PER_USER, Tally
 from .marshalled import MarshalledBody, MarshalledReply
 from .polkit import ACTION_TEXT, Authority, Decision
@@ -45,13 +45,7 @@ from .wire import wire
 
 log = logging.getLogger(__name__)
 
-INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
-PROPERTIES = "org.freedesktop.DBus.Properties"
-PEER = "org.freedesktop.DBus.Peer"
-DBUS_INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
 DBUS_UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
-DBUS_UNKNOWN_PROPERTY = "org.freedesktop.DBus.Error.UnknownProperty"
-DBUS_PROPERTY_READ_ONLY = "org.freedesktop.DBus.Error.PropertyReadOnly"
 
 
 class _Public:
@@ -208,19 +202,17 @@ class Dispatcher:
         if msg.message_type != MessageType.METHOD_CALL:
             return False
         if msg.path != OBJECT_PATH:
-            if msg.interface == INTROSPECTABLE and OBJECT_PATH.startswith(
-                (msg.path or "").rstrip("/") + "/"
-            ):
-                self._answer(msg, self._introspect_parent_reply)
+            if standard.is_parent_introspection(msg):
+                self._answer(msg, standard.parent_introspection_reply)
                 return True
             return False
-        if msg.interface == INTROSPECTABLE and msg.member == "Introspect":
+        if msg.interface == standard.INTROSPECTABLE and msg.member == "Introspect":
             self._answer(
-                msg, lambda call: Message.new_method_return(call, "s", [self.introspection()])
+                msg, lambda call: Message.new_method_return(call, "s", [standard.introspection()])
             )
             return True
-        if msg.interface == PROPERTIES:
-            self._answer(msg, self._properties_reply)
+        if msg.interface == standard.PROPERTIES:
+            self._answer(msg, lambda call: standard.properties_reply(call, self._properties))
             return True
         if msg.interface not in (INTERFACE, None):
             return False
@@ -252,8 +244,26 @@ class Dispatcher:
         except LimitsExceeded as exc:
             self._refuse(msg, exc)
             return
-        sending = self._bus.send(build(msg))
+        try:
+            sending = self._send(msg, build(msg))
+        except BaseException:
+            self._per_connection.give_back(sender)
+            raise
         sending.add_done_callback(lambda _: self._per_connection.give_back(sender))
+
+    def _send(self, msg: Message, reply: Message) -> asyncio.Future[None]:
+        """Send the reply to ``msg``; one that cannot be marshalled becomes a Failed error."""
+        try:
+            return self._bus.send(reply)
+        except Exception:
+            log.exception("the reply to %s could not be sent", msg.member)
+            return self._bus.send(
+                Message.new_error(
+                    msg,
+                    ErrorName.FAILED.value,
+                    f"{msg.member} failed inside the helper; its log has the details.",
+                )
+            )
 
     def _refuse(self, msg: Message, exc: HelperError) -> None:
         if not int(msg.flags) & int(MessageFlag.NO_REPLY_EXPECTED):
@@ -284,7 +294,7 @@ class Dispatcher:
             # The call keeps its place until its reply is written (and an
             # FdReply's fds must stay open until then).
             with contextlib.suppress(Exception):
-                await self._bus.send(reply)
+                await self._send(msg, reply)
             if fd_reply is not None:
                 for fd in fd_reply.fds:
                     os.close(fd)
@@ -347,77 +357,3 @@ class Dispatcher:
             reply = Message.new_method_return(msg, bound.out_signature, body.body, body.fds)
             return reply, body
         return Message.new_method_return(msg, bound.out_signature, body), None
-
-    # ------------------------------------------------------------------
-
-    def introspection(self) -> str:
-        """The object's introspection: the contract plus the standard interfaces."""
-        # Our own shipped file and constants below; nothing from a caller.
-        root = ET.fromstring(interface_xml())  # noqa: S314
-        for name, xml in _STANDARD_INTERFACES.items():
-            if root.find(f"interface[@name='{name}']") is None:
-                root.append(ET.fromstring(xml))  # noqa: S314
-        return _DOCTYPE + ET.tostring(root, encoding="unicode")
-
-    @staticmethod
-    def _introspect_parent_reply(msg: Message) -> Message:
-        prefix = (msg.path or "").rstrip("/") + "/"
-        child = OBJECT_PATH[len(prefix) :].split("/", 1)[0]
-        xml = f'{_DOCTYPE}<node><node name="{child}"/></node>'
-        return Message.new_method_return(msg, "s", [xml])
-
-    def _properties_reply(self, msg: Message) -> Message:
-        if msg.member == "GetAll" and msg.signature == "s":
-            values = (
-                {n: g() for n, g in self._properties.items()} if msg.body[0] == INTERFACE else {}
-            )
-            return Message.new_method_return(msg, "a{sv}", [values])
-        if msg.member == "Get" and msg.signature == "ss":
-            getter = self._properties.get(msg.body[1]) if msg.body[0] == INTERFACE else None
-            if getter is None:
-                return Message.new_error(
-                    msg, DBUS_UNKNOWN_PROPERTY, f"No property {shown(msg.body[1])}."
-                )
-            return Message.new_method_return(msg, "v", [getter()])
-        if msg.member == "Set":
-            return Message.new_error(msg, DBUS_PROPERTY_READ_ONLY, "The properties are read-only.")
-        return Message.new_error(
-            msg, DBUS_INVALID_ARGS, f"No method {msg.member} with those arguments."
-        )
-
-
-_DOCTYPE = (
-    '<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"\n'
-    ' "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">\n'
-)
-
-_STANDARD_INTERFACES = {
-    INTROSPECTABLE: f"""<interface name="{INTROSPECTABLE}">
-  <method name="Introspect"><arg name="xml_data" type="s" direction="out"/></method>
-</interface>""",
-    PEER: f"""<interface name="{PEER}">
-  <method name="Ping"/>
-  <method name="GetMachineId"><arg name="machine_uuid" type="s" direction="out"/></method>
-</interface>""",
-    PROPERTIES: f"""<interface name="{PROPERTIES}">
-  <method name="Get">
-    <arg name="interface_name" type="s" direction="in"/>
-    <arg name="property_name" type="s" direction="in"/>
-    <arg name="value" type="v" direction="out"/>
-  </method>
-  <method name="GetAll">
-    <arg name="interface_name" type="s" direction="in"/>
-    <arg name="properties" type="a{{sv}}" direction="out"/>
-  </method>
-  <method name="Set">
-    <arg name="interface_name" type="s" direction="in"/>
-    <arg name="property_name" type="s" direction="in"/>
-    <arg name="value" type="v" direction="in"/>
-  </method>
-  <signal name="PropertiesChanged">
-    <arg name="interface_name" type="s"/>
-    <arg name="changed_properties" type="a{{sv}}"/>
-    <arg name="invalidated_properties" type="as"/>
-  </signal>
-</interface>""",
-}

@@ -31,8 +31,9 @@ never add up: they are closed as each message is read (see
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Final
 
 from .errors import LimitsExceeded
@@ -108,3 +109,65 @@ class Tally:
             self._counts[key] = left
         else:
             self._counts.pop(key, None)
+
+
+class TransientCaps:
+    """Caps the transient devices held for each user, and their queues.
+
+    The device manager keeps its holdings by bus name; a user's are those of
+    every connection of that uid.  Devices on their way count too, so calls
+    made at once cannot pass the cap together.
+
+    Args:
+        holdings: the held devices now, as (client's bus name, queues held).
+        uid_of: the uid behind a bus name, None if unknown.
+    """
+
+    def __init__(
+        self,
+        holdings: Callable[[], Iterable[tuple[str, int]]],
+        uid_of: Callable[[str], int | None],
+    ) -> None:
+        self._holdings = holdings
+        self._uid_of = uid_of
+        self._devices_on_their_way = Counter[int]()
+        self._queues_on_their_way = Counter[int]()
+
+    def held(self, uid: int) -> tuple[int, int]:
+        """The transient devices held for ``uid`` (made or on their way), and their queues."""
+        devices = self._devices_on_their_way[uid]
+        queues = self._queues_on_their_way[uid]
+        for client, held in self._holdings():
+            if self._uid_of(client) == uid:
+                devices += 1
+                queues += held
+        return devices, queues
+
+    @contextlib.contextmanager
+    def making(self, uid: int, queues: int) -> Iterator[None]:
+        """Count one more device of ``queues`` queues for ``uid`` while it is made.
+
+        Raises:
+            LimitsExceeded: the user would hold too many transient devices or queues.
+        """
+        devices, held = self.held(uid)
+        if devices + 1 > TRANSIENT_DEVICES_PER_USER:
+            raise LimitsExceeded(
+                f"Your user already has {TRANSIENT_DEVICES_PER_USER} transient devices; "
+                "remove one or make it persistent first."
+            )
+        if held + queues > HELD_QUEUES_PER_USER:
+            raise LimitsExceeded(
+                f"Your user's transient devices would have more than {HELD_QUEUES_PER_USER} "
+                f"queues (they have {held}; this asks for {queues})."
+            )
+        self._devices_on_their_way[uid] += 1
+        self._queues_on_their_way[uid] += queues
+        try:
+            yield
+        finally:
+            self._devices_on_their_way[uid] -= 1
+            self._queues_on_their_way[uid] -= queues
+            if not self._devices_on_their_way[uid]:
+                self._devices_on_their_way.pop(uid, None)
+                self._queues_on_their_way.pop(uid, None)

@@ -130,6 +130,8 @@ class Authority:
             POLKIT_CHECKS, "The helper waits for polkit on {cap} calls already; try again shortly."
         )
         self._cancellation_ids = (f"tungui-{n}" for n in itertools.count(1))
+        #: polkitd's unique bus name, once it has answered.
+        self._polkit: str | None = None
 
     def follow_changes(self) -> None:
         """Listen for polkit's ``Changed`` signal, which the bus routes by :data:`CHANGED_RULE`.
@@ -139,12 +141,16 @@ class Authority:
         self._bus.add_message_handler(self._on_signal)
 
     def _on_signal(self, msg: Message) -> bool:
-        # Anyone may send a signal that looks like polkit's; the worst a fake
-        # one does is make the next check ask polkit again.
+        # Anyone may send the helper a signal that looks like polkit's (a
+        # signal addressed to it passes no match rule), and a flood of fake
+        # ones would make every check and GetPermissions ask polkit again:
+        # once polkitd has answered, only its own connection counts.  Before,
+        # any Changed counts; nothing is kept then that a fake could end.
         if (
             msg.message_type == MessageType.SIGNAL
             and msg.member == "Changed"
             and msg.interface == POLKIT_INTERFACE
+            and self._polkit in (None, msg.sender)
         ):
             self.forget_all()
         return False
@@ -152,6 +158,7 @@ class Authority:
     def forget(self, name: str) -> None:
         """``name`` left the bus: drop its answers (polkitd leaving drops all)."""
         if name == POLKIT_BUS_NAME:
+            self._polkit = None
             self.forget_all()
             return
         for key in [k for k in self._granted if k[0] == name]:
@@ -324,6 +331,8 @@ class Authority:
             error = None if reply is None else f"{reply.error_name}: {reply.body}"
             log.warning("polkit could not decide %s for %s: %s", action.value, caller.name, error)
             return Decision.NO, False
+        # The bus stamps the sender: polkitd's unique name, whose Changed counts.
+        self._polkit = reply.sender
         # (bba{ss}): is_authorized, is_challenge, details.  Structs arrive as
         # lists before dbus-fast 3.0 and tuples after; index, don't unpack types.
         result = reply.body[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Iterator
 from typing import Any
@@ -19,14 +18,13 @@ from .contract import INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED
 from .counters import StatisticsTicker
 from .devices import DeviceManager, State
 from .dispatch import PUBLIC, Dispatcher, FdReply, method
-from .errors import Failed, LimitsExceeded, NotFound
+from .errors import Failed, NotFound
 from .limits import (
     CAPTURES_PER_USER,
     CHECK_TIMEOUT,
-    HELD_QUEUES_PER_USER,
     INTERACTIVE_TIMEOUT,
-    TRANSIENT_DEVICES_PER_USER,
     Tally,
+    TransientCaps,
 )
 from .listing import DeviceForms, SharedListing
 from .marshalled import MarshalledBody
@@ -106,8 +104,7 @@ class HelperService:
         self._captures_per_user = Tally(
             CAPTURES_PER_USER, "Your user already runs {cap} captures; close one first."
         )
-        #: Transient devices on their way, per uid, until the helper holds them.
-        self._making: dict[int, tuple[int, int]] = {}
+        self._transient = TransientCaps(self._holdings, self._uid_of)
         self._flush: asyncio.TimerHandle | None = None
         #: The last DevicesChanged and Statistics signals, until the bus takes them.
         self._devices_changed: asyncio.Future[None] | None = None
@@ -193,7 +190,7 @@ class HelperService:
 
         if spec.persist:
             return [await make()]
-        with self._making_transient(caller, spec.queues):
+        with self._transient.making(caller.uid, spec.queues):
             name = await make()
         if not await self._still_connected(caller.name):
             # The caller left while the device was being made.
@@ -253,7 +250,7 @@ class HelperService:
         assert authorized.index is not None
         if changes.persist is False and self.devices.held_handle(authorized.index) is None:
             # The helper will hold one queue of the device for the caller.
-            with self._making_transient(caller, 1):
+            with self._transient.making(caller.uid, 1):
                 await configure()
         else:
             await configure()
@@ -381,41 +378,14 @@ class HelperService:
 
     # ---------------------------------------------------------------- caps
 
-    @contextlib.contextmanager
-    def _making_transient(self, caller: Caller, queues: int) -> Iterator[None]:
-        """Count a transient device of ``queues`` queues for the caller's user while it is made.
-
-        Raises:
-            LimitsExceeded: the user would hold too many transient devices or queues.
-        """
-        devices, held = self._held_for(caller.uid)
-        making_devices, making_queues = self._making.get(caller.uid, (0, 0))
-        if devices + making_devices + 1 > TRANSIENT_DEVICES_PER_USER:
-            raise LimitsExceeded(
-                f"Your user already has {TRANSIENT_DEVICES_PER_USER} transient devices; "
-                "remove one or make it persistent first."
-            )
-        if held + making_queues + queues > HELD_QUEUES_PER_USER:
-            raise LimitsExceeded(
-                f"Your user's transient devices would have more than {HELD_QUEUES_PER_USER} "
-                f"queues (they have {held + making_queues}; this asks for {queues})."
-            )
-        self._making[caller.uid] = (making_devices + 1, making_queues + queues)
-        try:
-            yield
-        finally:
-            making_devices, making_queues = self._making.pop(caller.uid)
-            if making_devices > 1:
-                self._making[caller.uid] = (making_devices - 1, making_queues - queues)
-
-    def _held_for(self, uid: int) -> tuple[int, int]:
-        """The transient devices the helper holds for a user's connections, and their queues."""
-        devices = queues = 0
+    def _holdings(self) -> Iterator[tuple[str, int]]:
+        """The transient devices the helper holds: client's bus name, queues held."""
         for holding in self.devices.holdings():
-            if holding.uid == uid:
-                devices += 1
-                queues += len(holding.handle.fds)
-        return devices, queues
+            yield holding.client, len(holding.handle.fds)
+
+    def _uid_of(self, name: str) -> int | None:
+        caller = self.callers.get(name)
+        return None if caller is None else caller.uid
 
     # --------------------------------------------------------------- signals
 

@@ -22,6 +22,8 @@ def caller(name: str, uid: int = 1000) -> Caller:
 
 
 CALLER = caller(":1.42")
+#: polkitd's unique name on the fake bus.
+POLKITD = ":1.2"
 
 
 class FakePolkit:
@@ -48,7 +50,9 @@ class FakePolkit:
         self.cancellation_ids.append(cancellation_id)
         if self.hold is not None:
             await self.hold.wait()
-        return Message.new_method_return(msg, "(bba{ss})", [list(self.answer)])
+        reply = Message.new_method_return(msg, "(bba{ss})", [list(self.answer)])
+        reply.sender = POLKITD
+        return reply
 
     def send(self, msg: Message) -> None:
         assert msg.member == "CancelCheckAuthorization"
@@ -57,8 +61,9 @@ class FakePolkit:
     def add_message_handler(self, handler: Any) -> None:
         self.handlers.append(handler)
 
-    def signal_changed(self) -> None:
+    def signal_changed(self, sender: str = ":1.2") -> None:
         changed = Message.new_signal(POLKIT_PATH, POLKIT_INTERFACE, "Changed")
+        changed.sender = sender
         for handler in self.handlers:
             handler(changed)
 
@@ -151,6 +156,21 @@ def test_polkit_changed_ends_every_reuse(polkit: FakePolkit, clock: Clock) -> No
     polkit.signal_changed()
     polkit.answer = (False, False, {})
     assert ask(auth) is Decision.NO
+
+
+def test_a_changed_signal_from_anyone_but_polkitd_changes_nothing(
+    polkit: FakePolkit, clock: Clock
+) -> None:
+    auth = authority(polkit, clock)
+    auth.follow_changes()
+    ask(auth)
+    for _ in range(100):
+        polkit.signal_changed(sender=":1.666")  # a local user's fake
+    ask(auth)
+    assert len(polkit.questions) == 1
+    polkit.signal_changed(sender=POLKITD)
+    ask(auth)
+    assert len(polkit.questions) == 2
 
 
 def test_an_answer_given_before_a_change_is_not_kept(polkit: FakePolkit, clock: Clock) -> None:

@@ -1,0 +1,105 @@
+"""The standard D-Bus interfaces the helper's object answers itself.
+
+Introspectable, Properties and Peer, beside the contract's own interface:
+the introspection is the shipped contract XML plus these; Properties serves
+the contract's read-only properties.  Nothing here repeats a caller's input
+uncut.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+
+from dbus_fast import Message, Variant
+
+from .contract import INTERFACE, OBJECT_PATH, interface_xml
+from .errors import shown
+
+INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
+PROPERTIES = "org.freedesktop.DBus.Properties"
+PEER = "org.freedesktop.DBus.Peer"
+DBUS_INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
+DBUS_UNKNOWN_PROPERTY = "org.freedesktop.DBus.Error.UnknownProperty"
+DBUS_PROPERTY_READ_ONLY = "org.freedesktop.DBus.Error.PropertyReadOnly"
+
+
+def introspection() -> str:
+    """The object's introspection: the contract plus the standard interfaces."""
+    # Our own shipped file and constants below; nothing from a caller.
+    root = ET.fromstring(interface_xml())  # noqa: S314
+    for name, xml in _STANDARD_INTERFACES.items():
+        if root.find(f"interface[@name='{name}']") is None:
+            root.append(ET.fromstring(xml))  # noqa: S314
+    return _DOCTYPE + ET.tostring(root, encoding="unicode")
+
+
+def is_parent_introspection(msg: Message) -> bool:
+    """Whether ``msg`` introspects a path above the helper's object."""
+    return msg.interface == INTROSPECTABLE and OBJECT_PATH.startswith(
+        (msg.path or "").rstrip("/") + "/"
+    )
+
+
+def parent_introspection_reply(msg: Message) -> Message:
+    """The answer to introspecting a path above the object: its one child on the way."""
+    prefix = (msg.path or "").rstrip("/") + "/"
+    child = OBJECT_PATH[len(prefix) :].split("/", 1)[0]
+    xml = f'{_DOCTYPE}<node><node name="{child}"/></node>'
+    return Message.new_method_return(msg, "s", [xml])
+
+
+def properties_reply(msg: Message, properties: Mapping[str, Callable[[], Variant]]) -> Message:
+    """The answer to a Properties call, from the getters of the read-only properties."""
+    if msg.member == "GetAll" and msg.signature == "s":
+        values = {n: g() for n, g in properties.items()} if msg.body[0] == INTERFACE else {}
+        return Message.new_method_return(msg, "a{sv}", [values])
+    if msg.member == "Get" and msg.signature == "ss":
+        getter = properties.get(msg.body[1]) if msg.body[0] == INTERFACE else None
+        if getter is None:
+            return Message.new_error(
+                msg, DBUS_UNKNOWN_PROPERTY, f"No property {shown(msg.body[1])}."
+            )
+        return Message.new_method_return(msg, "v", [getter()])
+    if msg.member == "Set":
+        return Message.new_error(msg, DBUS_PROPERTY_READ_ONLY, "The properties are read-only.")
+    return Message.new_error(
+        msg, DBUS_INVALID_ARGS, f"No method {msg.member} with those arguments."
+    )
+
+
+_DOCTYPE = (
+    '<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"\n'
+    ' "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">\n'
+)
+
+_STANDARD_INTERFACES = {
+    INTROSPECTABLE: f"""<interface name="{INTROSPECTABLE}">
+  <method name="Introspect"><arg name="xml_data" type="s" direction="out"/></method>
+</interface>""",
+    PEER: f"""<interface name="{PEER}">
+  <method name="Ping"/>
+  <method name="GetMachineId"><arg name="machine_uuid" type="s" direction="out"/></method>
+</interface>""",
+    PROPERTIES: f"""<interface name="{PROPERTIES}">
+  <method name="Get">
+    <arg name="interface_name" type="s" direction="in"/>
+    <arg name="property_name" type="s" direction="in"/>
+    <arg name="value" type="v" direction="out"/>
+  </method>
+  <method name="GetAll">
+    <arg name="interface_name" type="s" direction="in"/>
+    <arg name="properties" type="a{{sv}}" direction="out"/>
+  </method>
+  <method name="Set">
+    <arg name="interface_name" type="s" direction="in"/>
+    <arg name="property_name" type="s" direction="in"/>
+    <arg name="value" type="v" direction="in"/>
+  </method>
+  <signal name="PropertiesChanged">
+    <arg name="interface_name" type="s"/>
+    <arg name="changed_properties" type="a{{sv}}"/>
+    <arg name="invalidated_properties" type="as"/>
+  </signal>
+</interface>""",
+}
