@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,8 @@ from tungui_helper.contract import Action
 from tungui_helper.netlink import LinkInfo
 from tungui_helper.policy import ManagePolicy, PolicyError
 from tungui_helper.validate import BridgeSpec, Changes, DeviceSpec
+
+from . import links
 
 POLICY = ManagePolicy()
 ME = 1000
@@ -27,18 +29,8 @@ class Who:
 
 
 def link(index: int, name: str, kind: str = "tap", **values: object) -> LinkInfo:
-    base = LinkInfo(
-        index=index,
-        name=name,
-        kind=kind,
-        mtu=1500,
-        mac="",
-        up=False,
-        operstate="down",
-        master=0,
-        alias="tungui",
-    )
-    return replace(base, **values)  # type: ignore[arg-type]
+    """A link tungui made (alias "tungui") unless ``alias`` says otherwise."""
+    return links.link(index, name, kind, **{"alias": "tungui", **values})
 
 
 @dataclass

@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tungui_helper.contract import TARGET_MAX_CHARS, escape_name
-from tungui_helper.netlink import LinkInfo
 from tungui_helper.table import DeviceTable
+
+from .links import link
 
 #: What the kernel takes as a name: 1 to 15 bytes, no NUL, '/', ':' or
 #: ASCII whitespace (dev_valid_name), read as the helper reads it.
@@ -57,27 +58,13 @@ def test_names_tungui_gives_are_unchanged() -> None:
         assert escape_name(name) == name == escape_name(name, ascii_only=True)
 
 
-def _link(index: int, name: str) -> LinkInfo:
-    return LinkInfo(
-        index=index,
-        name=name,
-        kind="tap",
-        mtu=1500,
-        mac="",
-        up=False,
-        operstate="down",
-        master=0,
-        alias="",
-    )
-
-
 def test_a_literal_escape_does_not_shadow_the_byte_it_spells() -> None:
     table = DeviceTable()
-    table.apply([("link", _link(5, "tg\udcff")), ("link", _link(6, "tg\\xff"))])
+    table.apply([("link", link(5, "tg\udcff")), ("link", link(6, "tg\\xff"))])
     assert table.by_name("tg\\xff") is table.links[5]
     assert table.by_name("tg\\\\xff") is table.links[6]
     # And whichever came first, the same answers.
     table = DeviceTable()
-    table.apply([("link", _link(6, "tg\\xff")), ("link", _link(5, "tg\udcff"))])
+    table.apply([("link", link(6, "tg\\xff")), ("link", link(5, "tg\udcff"))])
     assert table.by_name("tg\\xff") is table.links[5]
     assert table.by_name("tg\\\\xff") is table.links[6]

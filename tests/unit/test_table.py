@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from tungui_helper.netlink import AddrInfo, Event, LinkInfo
+from tungui_helper.netlink import AddrInfo, Event
 from tungui_helper.table import Delta, DeviceTable
 
-
-def link(index: int, name: str, kind: str = "tap", **changes: object) -> LinkInfo:
-    values: dict[str, object] = dict(
-        index=index,
-        name=name,
-        kind=kind,
-        mtu=1500,
-        mac="02:00:00:00:00:01",
-        up=False,
-        operstate="down",
-        master=0,
-        alias="",
-    )
-    values.update(changes)
-    return LinkInfo(**values)  # type: ignore[arg-type]
+from .links import link
 
 
 def test_new_changed_and_removed_links() -> None:
