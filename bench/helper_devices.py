@@ -7,9 +7,14 @@ tests/integration/stack.py) and measures, in one invocation:
 
 1. ``--count`` TAP devices created, then deleted, one D-Bus call each
    (CreateDevice ``{"mode": "tap", "name": "bt%d", "persist": true}``, then
-   DeleteDevice by name) on one client connection, as root, each call
-   authorized by polkit; beside ``ip tuntap add`` / ``ip tuntap del``, one
-   process per device, in a second namespace.
+   DeleteDevice by name) on one client connection, as root (polkit
+   authorizes uid 0 before it reads any rule, so the helper does not ask
+   it); then the same as ``nobody``, whom a polkit rule grants
+   io.github.tungui.manage (every call authorized by polkit, a "yes" reused
+   for a second for the same request: the creates share one, each delete
+   names another device), and that again with ``--reuse-authorization 0``;
+   beside ``ip tuntap add`` / ``ip tuntap del``, one process per device, in
+   a second namespace.
 2. The device list with ``--listed`` TAP devices present (made by one
    ``ip -batch``): median and p90 of ``--repeat`` round trips, client side,
    unmarshalled into Python values, of ListDevices and of
@@ -60,6 +65,10 @@ if TYPE_CHECKING:
 NETNS_PREFIX = "tungui-bench-"
 
 TAP_SPEC: dict[str, Any] = {"mode": "tap", "name": "bt%d", "persist": True}
+#: A user's devices: a name within what io.github.tungui.manage alone may give.
+USER_TAP_SPEC: dict[str, Any] = {"mode": "tap", "name": "tgb%d", "persist": True}
+#: The user the second loop runs as, granted io.github.tungui.manage by a rule.
+USER = "nobody"
 
 VERSIONS_CODE = """\
 import importlib.metadata as m, json, platform, sys
@@ -85,7 +94,10 @@ class Figures:
     count: int = 0
     helper_create: float = 0.0
     helper_delete: float = 0.0
-    #: The same loop with ``--reuse-authorization 0``: polkit asked every call.
+    #: The same loop as a user that polkit grants io.github.tungui.manage.
+    user_create: float = 0.0
+    user_delete: float = 0.0
+    #: The user's loop with ``--reuse-authorization 0``: polkit asked every call.
     asking_create: float = 0.0
     asking_delete: float = 0.0
     ip_add: float = 0.0
@@ -147,10 +159,22 @@ def report(f: Figures) -> str:
             f"  {what + ' only':<25} helper {h:6.2f} s   ip loop {i:6.2f} s   "
             f"ratio {h / i:4.2f}   ({1000 * h / f.count:.1f} vs {1000 * i / f.count:.1f} ms each)"
         )
+    lines.append(
+        "  (root: polkit authorizes uid 0 before reading any rule, so the helper does not ask it)"
+    )
+    user = f.user_create + f.user_delete
+    ratio = user / total_ip
+    lines.append(
+        f"{'  as ' + USER + ', polkit asked':<27} helper {user:6.2f} s   "
+        f"ip loop {total_ip:6.2f} s   "
+        f"ratio {ratio:4.2f}  (target <= 1: {verdict(ratio)}; "
+        f"{1000 * f.user_create / f.count:.1f} ms a create, "
+        f"{1000 * f.user_delete / f.count:.1f} ms a delete)"
+    )
     asking = f.asking_create + f.asking_delete
     lines.append(
         f"  {'asking polkit every call':<25} helper {asking:6.2f} s   ip loop {total_ip:6.2f} s   "
-        f"ratio {asking / total_ip:4.2f}   (--reuse-authorization 0: "
+        f"ratio {asking / total_ip:4.2f}   (as {USER}, --reuse-authorization 0: "
         f"{1000 * f.asking_create / f.count:.1f} ms a create)"
     )
 
@@ -246,24 +270,65 @@ def ip_loop(netns: stack.Netns, count: int) -> tuple[float, float]:
     return t1 - t0, t3 - t2
 
 
-async def helper_loop(client: HelperClient, netns: stack.Netns, count: int) -> tuple[float, float]:
+async def helper_loop(
+    client: HelperClient, netns: stack.Netns, count: int, spec: dict[str, Any] = TAP_SPEC
+) -> tuple[float, float]:
     """CreateDevice then DeleteDevice, one call per device; the two wall times."""
+    prefix = str(spec["name"]).split("%", 1)[0]
     names: list[str] = []
     t0 = time.perf_counter()
     for _ in range(count):
-        names.append(await client.create_device(TAP_SPEC, interactive=False))
+        names.append(await client.create_device(spec, interactive=False))
     t1 = time.perf_counter()
-    made = sum(name.startswith("bt") for name in netns.link_names())
+    made = sum(name.startswith(prefix) for name in netns.link_names())
     t2 = time.perf_counter()
     for name in names:
         await client.delete_device(name, interactive=False)
     t3 = time.perf_counter()
     if made != count or len(set(names)) != count:
         raise stack.StackError(f"the helper made {made} devices ({len(set(names))} names)")
-    left = [name for name in netns.link_names() if name.startswith("bt")]
+    left = [name for name in netns.link_names() if name.startswith(prefix)]
     if left:
         raise stack.StackError(f"DeleteDevice left {left}")
     return t1 - t0, t3 - t2
+
+
+async def connect_as(address: str, user: str) -> HelperClient:
+    """A client whose bus connection is ``user``'s: the bus and polkit take the
+    caller's identity from the socket when it connects."""
+    from tungui.client import HelperClient
+
+    account = stack.User.named(user)
+    os.setresgid(account.gid, account.gid, 0)
+    os.setresuid(account.uid, account.uid, 0)
+    try:
+        return await HelperClient.connect(address)
+    finally:
+        os.setresuid(0, 0, 0)
+        os.setresgid(0, 0, 0)
+
+
+async def user_loops(
+    address: str, helper: TimedHelper, polkit: stack.PolkitDaemon, netns: stack.Netns, f: Figures
+) -> None:
+    """The create/delete loop as a user granted manage, then the same asking polkit every call."""
+    with polkit.grant("io.github.tungui.manage", USER):
+        for extra_args in ([], ["--reuse-authorization", "0"]):
+            await asyncio.to_thread(restart, helper, extra_args)
+            client = await connect_as(address, USER)
+            try:
+                name = await client.create_device(USER_TAP_SPEC, interactive=False)  # warm up
+                await client.delete_device(name, interactive=False)
+                times = await helper_loop(client, netns, f.count, USER_TAP_SPEC)
+            finally:
+                client.disconnect()
+                with contextlib.suppress(Exception):
+                    await client.bus.wait_for_disconnect()
+            if extra_args:
+                f.asking_create, f.asking_delete = times
+            else:
+                f.user_create, f.user_delete = times
+    await asyncio.to_thread(restart, helper, [])
 
 
 def restart(helper: TimedHelper, extra_args: list[str]) -> None:
@@ -375,6 +440,7 @@ async def measure(
     args: argparse.Namespace,
     address: str,
     helper: TimedHelper,
+    polkit: stack.PolkitDaemon,
     netns: stack.Netns,
     reference: stack.Netns,
     directory: Path,
@@ -394,12 +460,8 @@ async def measure(
         f.ip_add, f.ip_del = ip_loop(reference, args.count)
         log(f"helper: {args.count} x CreateDevice, then DeleteDevice")
         f.helper_create, f.helper_delete = await helper_loop(client, netns, args.count)
-        log("the same, the helper asking polkit every call (--reuse-authorization 0)")
-        await asyncio.to_thread(restart, helper, ["--reuse-authorization", "0"])
-        name = await client.create_device(TAP_SPEC, interactive=False)  # warm up again
-        await client.delete_device(name, interactive=False)
-        f.asking_create, f.asking_delete = await helper_loop(client, netns, args.count)
-        await asyncio.to_thread(restart, helper, [])
+        log(f"the same as {USER}, granted manage by polkit; then asking polkit every call")
+        await user_loops(address, helper, polkit, netns, f)
 
         log(f"making {args.listed} TAP devices with ip -batch")
         await fill_namespace(client, netns, args.listed, directory, f)
@@ -474,7 +536,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("starting dbus-daemon, polkitd, the namespaces and the helper")
         bench.start()
         reference.create()
-        asyncio.run(measure(args, bus.address, helper, netns, reference, directory, f))
+        asyncio.run(
+            measure(args, bus.address, helper, bench.polkit, netns, reference, directory, f)
+        )
         failed = False
     except KeyboardInterrupt:
         failed = False  # nothing to explain

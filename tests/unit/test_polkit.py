@@ -326,7 +326,7 @@ def test_checks_on_their_way_are_capped_below_the_bus_limit(polkit: FakePolkit) 
     async def scenario() -> None:
         waiting = [
             asyncio.ensure_future(
-                auth.check(caller(f":1.{n}", uid=n), Action.MANAGE, interactive=False)
+                auth.check(caller(f":1.{n}", uid=1000 + n), Action.MANAGE, interactive=False)
             )
             for n in range(POLKIT_CHECKS)
         ]
@@ -378,3 +378,20 @@ def test_get_permissions_says_no_when_polkit_does_not_answer(polkit: FakePolkit)
     answers = asyncio.run(auth.permissions(CALLER))
     assert answers == dict.fromkeys(Action, Decision.NO)
     assert len(polkit.questions) == 1, "the first timeout stands for the others"
+
+
+def test_root_is_authorized_without_asking_polkit(polkit: FakePolkit) -> None:
+    # polkit answers yes to uid 0 for every action before reading any rule;
+    # the helper spares the round trip, and asks for everyone else.
+    authority = Authority(polkit, lifetime=0)  # type: ignore[arg-type]
+
+    async def scenario() -> list[Decision]:
+        polkit.answer = (False, False, {})
+        return [
+            await authority.check(caller(":1.7", uid=0), action, interactive=False)
+            for action in Action
+        ] + [await authority.check(caller(":1.8", uid=1), Action.MANAGE, interactive=False)]
+
+    decisions = asyncio.run(scenario())
+    assert decisions == [Decision.YES] * len(Action) + [Decision.NO]
+    assert [q[0] for q in polkit.questions] == [":1.8"]
