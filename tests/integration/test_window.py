@@ -253,7 +253,16 @@ def test_watch_packets_of_a_device(
 
 def test_send_a_packet_into_a_device(qtbot: Any, app: App, clean_netns: Netns) -> None:
     name = create(mode="tun", name="send%d", persist=True, addresses=["192.0.2.1/24"], up=True)
-    qtbot.waitUntil(lambda: name in names(app), timeout=TIMEOUT)
+
+    def listed_with_address() -> bool:
+        # The device may be listed before its address is: the dialog fills
+        # its addresses from what the window knows.
+        return any(
+            d["name"] == name and "192.0.2.1/24" in list(d.get("addresses", []))
+            for d in app.model.devices()
+        )
+
+    qtbot.waitUntil(listed_with_address, timeout=TIMEOUT)
     app.window.select(name)
     dialog = app.controller.send_to_selected()
     assert dialog is not None
