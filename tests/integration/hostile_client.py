@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import random
-import socket
 import sys
 import threading
 import time
@@ -38,7 +37,9 @@ from typing import Any
 from dbus_fast import BusType, Message, MessageFlag, MessageType
 from dbus_fast.aio import MessageBus
 
-from .hostile_messages import Contract, Mischief, Outgoing, marshal_call, marshals_unicode
+from .hostile_messages import Mischief, Outgoing
+from .hostile_reader import SlowReader
+from .hostile_values import Contract, marshals_unicode
 
 #: Calls unanswered this long count as unanswered; so do those pending at the end.
 REPLY_TIMEOUT = 10.0
@@ -343,95 +344,6 @@ class Session:
             self.client.tally.unanswered += len(late)
             if late:
                 self.client.tally.answers["(unanswered at the end)"] += len(late)
-
-
-class SlowReader:
-    """A connection on a plain socket that sends bursts of calls and reads nothing for seconds."""
-
-    MEMBERS = ("ListDevicesByFileDescriptor", "ListDevices", "Introspect", "GetAll", "Ping")
-
-    def __init__(self, client: Client, index: int) -> None:
-        self.client = client
-        self.rng = random.Random(f"{client.settings.seed}/{client.settings.process}/slow{index}")
-        self.sock: socket.socket | None = None
-        self.serial = 1
-
-    def open(self) -> None:
-        """Connect and authenticate; half of them take fds (the helper's listings carry one)."""
-        path = self.client.address.split("unix:path=", 1)[1].split(",", 1)[0]
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(10)
-        sock.connect(path)
-        self.sock = sock
-        uid = str(os.getuid()).encode().hex().encode()
-        self.say(b"\0AUTH EXTERNAL " + uid, b"OK ")
-        if self.rng.random() < 0.5:
-            self.say(b"NEGOTIATE_UNIX_FD", b"AGREE_UNIX_FD")
-        sock.sendall(b"BEGIN\r\n")
-        self.write("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello")
-        sock.setblocking(False)
-        self.client.tally.connections["opened"] += 1
-
-    def say(self, line: bytes, expected: bytes) -> None:
-        """One line of the authentication conversation, and the bus's answer."""
-        assert self.sock is not None
-        self.sock.sendall(line + b"\r\n")
-        answer = b""
-        while not answer.endswith(b"\r\n"):
-            chunk = self.sock.recv(1)
-            if not chunk:
-                raise ConnectionError("the bus closed the connection while authenticating")
-            answer += chunk
-        if not answer.startswith(expected):
-            raise ConnectionError(f"the bus answered {answer!r} to {line!r}")
-
-    def write(self, destination: str, path: str, interface: str, member: str) -> None:
-        assert self.sock is not None
-        self.sock.sendall(marshal_call(self.serial, destination, path, interface, member))
-        self.serial += 1
-
-    async def run(self) -> None:
-        client, rng = self.client, self.rng
-        contract = client.settings.contract
-        interfaces = {
-            "Introspect": "org.freedesktop.DBus.Introspectable",
-            "GetAll": "org.freedesktop.DBus.Properties",
-            "Ping": "org.freedesktop.DBus.Peer",
-        }
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.open)
-        assert self.sock is not None
-        try:
-            # Readers of several processes do not start in step.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(client.stop.wait(), rng.uniform(0.0, 2.0))
-            while not client.done():
-                burst = rng.randint(16, 48)
-                data = bytearray()
-                for _ in range(burst):
-                    member = rng.choice(self.MEMBERS)
-                    interface = interfaces.get(member, contract.interface)
-                    arg = contract.interface if member == "GetAll" else None
-                    data += marshal_call(
-                        self.serial, contract.bus_name, contract.path, interface, member, arg
-                    )
-                    self.serial += 1
-                    client.tally.sent[f"slow/{member}"] += 1
-                await loop.sock_sendall(self.sock, bytes(data))
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(client.stop.wait(), rng.uniform(1.0, 4.0))
-                self.drain()
-        except OSError as exc:
-            client.tally.connections[f"lost ({type(exc).__name__})"] += 1
-        finally:
-            self.sock.close()
-
-    def drain(self) -> None:
-        """Read (and drop) whatever came; fds that came with it are closed by the kernel."""
-        assert self.sock is not None
-        with contextlib.suppress(BlockingIOError):
-            while chunk := self.sock.recv(1 << 20):
-                self.client.tally.connections["slow bytes read"] += len(chunk)
 
 
 async def amain(settings: Settings) -> Tally:

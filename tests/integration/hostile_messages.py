@@ -21,11 +21,12 @@ from __future__ import annotations
 import math
 import os
 import random
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbus_fast import Message, MessageFlag, MessageType, Variant
+from dbus_fast import Message, MessageType, Variant
+
+from .hostile_values import VARIANT_TYPES, Contract, Values, complete_types
 
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
 PROPERTIES = "org.freedesktop.DBus.Properties"
@@ -43,31 +44,6 @@ JUNK_TYPES = (
     *("s", "u", "i", "b", "y", "t", "d", "o", "g"),
     *("as", "ay", "a{sv}", "a{ss}", "(su)", "v"),
 )
-#: Types a variant of a wrong type holds.
-VARIANT_TYPES = ("s", "u", "i", "b", "y", "t", "d", "as", "ay", "a{sv}", "(ii)")
-#: Fillers of huge strings: plain, a control byte (a repr() makes 4 characters
-#: of it), a backslash and a quote (each escaped), and non-ASCII text.
-FILLERS = ("a", "\x01", "\\", '"', "\u00e9", "\U0001f600")
-
-
-@dataclass(frozen=True)
-class Contract:
-    """What any local user can learn about the helper, as the test hands it over.
-
-    Args:
-        members: each method of the interface XML and its in-signature.
-        free: the methods that need no authorization.
-        dict_keys: for each method taking an ``a{sv}``, its keys and their types.
-        targets: names of devices that exist in the helper's namespace.
-    """
-
-    bus_name: str
-    path: str
-    interface: str
-    members: dict[str, str]
-    free: tuple[str, ...]
-    dict_keys: dict[str, dict[str, str]]
-    targets: tuple[str, ...]
 
 
 @dataclass
@@ -86,53 +62,11 @@ class Outgoing:
         return f"{self.kind}/{self.variant}"
 
 
-def complete_types(signature: str) -> list[str]:
-    """Split a signature into its complete types: ``"sa{sv}"`` -> ``["s", "a{sv}"]``."""
-    types: list[str] = []
-    start = 0
-    while start < len(signature):
-        end = _type_end(signature, start)
-        types.append(signature[start:end])
-        start = end
-    return types
-
-
-def _type_end(signature: str, start: int) -> int:
-    code = signature[start]
-    if code == "a":
-        return _type_end(signature, start + 1)
-    if code in "({":
-        close = ")" if code == "(" else "}"
-        at = start + 1
-        while signature[at] != close:
-            at = _type_end(signature, at)
-        return at + 1
-    return start + 1
-
-
-def marshals_unicode(message_class: type[Message] = Message) -> bool:
-    """Whether this dbus-fast writes a string's length in bytes, as D-Bus wants.
-
-    dbus-fast 1.84 (Debian 12) counts characters, so a message with non-ASCII
-    text is malformed and dbus-daemon drops its sender: with it, the client
-    sends ASCII only (control bytes still make repr() grow fourfold).
-    """
-    probe = message_class(path="/", interface="a.b", member="M", signature="s", body=["\u00e9"])
-    probe.serial = 1
-    try:
-        data = bytes(probe._marshall(False))
-    except Exception:  # a private API: assume the fixed behaviour if it moved
-        return True
-    return int.from_bytes(data[-7:-3], "little" if data[:1] == b"l" else "big") == 2
-
-
-class Mischief:
-    """Builds the messages of one connection from its own seeded generator.
+class Mischief(Values):
+    """Builds the messages of one connection: each kind of hostile traffic.
 
     Args:
-        rng: the connection's generator.
-        contract: the helper's contract.
-        unicode: whether non-ASCII text may be sent (see :func:`marshals_unicode`).
+        rng, contract, unicode: as :class:`Values` takes them.
         huge_bytes: the largest of the random huge arguments, in bytes.
         biggest_bytes: the size of the biggest ones (:meth:`huge` with ``biggest``).
         huge_items: the most addresses in one list.
@@ -148,134 +82,10 @@ class Mischief:
         biggest_bytes: int,
         huge_items: int,
     ) -> None:
-        self.rng = rng
-        self.contract = contract
-        self.fillers = FILLERS if unicode else tuple(f for f in FILLERS if f.isascii())
+        super().__init__(rng, contract, unicode=unicode)
         self.huge_bytes = huge_bytes
         self.biggest_bytes = biggest_bytes
         self.huge_items = huge_items
-
-    # ------------------------------------------------------------ building blocks
-
-    def message(
-        self,
-        member: str,
-        signature: str = "",
-        body: list[Any] | None = None,
-        *,
-        interface: str | None = "",
-        path: str = "",
-        flags: int = 0,
-        fds: list[int] | None = None,
-    ) -> Message:
-        """A method call to the helper (its interface and path unless given)."""
-        return Message(
-            destination=self.contract.bus_name,
-            path=path or self.contract.path,
-            interface=self.contract.interface if interface == "" else interface,
-            member=member,
-            signature=signature,
-            body=body or [],
-            flags=MessageFlag(flags),
-            unix_fds=fds or [],
-        )
-
-    def flags(self) -> int:
-        """Flags of a call: often interactive authorization, sometimes no reply wanted."""
-        flags = 0
-        if self.rng.random() < 0.3:
-            flags |= int(MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION)
-        if self.rng.random() < 0.1:
-            flags |= int(MessageFlag.NO_REPLY_EXPECTED)
-        return flags
-
-    def text(self) -> str:
-        """A short string: a device's name, a name the helper should refuse, or junk."""
-        rng = self.rng
-        choices = [
-            lambda: rng.choice(self.contract.targets) if self.contract.targets else "lo",
-            lambda: f"h{rng.randrange(10_000)}",
-            lambda: rng.choice(["tap%d", "tun%d", "br%d", "%d%d", "x%s", "lo", "wg0", "docker0"]),
-            lambda: rng.choice(["", ".", "..", "a/b", "a:b", "a b", "tg\\xff", "-" * 16, "\t"]),
-            lambda: "".join(chr(rng.randrange(1, 128)) for _ in range(rng.randrange(1, 40))),
-            lambda: rng.choice(self.fillers) * rng.randrange(1, 300),
-        ]
-        return rng.choice(choices)()
-
-    def address(self) -> str:
-        rng = self.rng
-        return rng.choice(
-            [
-                f"192.0.2.{rng.randrange(256)}/{rng.randrange(0, 33)}",
-                f"198.51.100.{rng.randrange(256)}/{rng.randrange(0, 33)}",
-                f"2001:db8::{rng.randrange(65536):x}/{rng.randrange(0, 129)}",
-                rng.choice(["192.0.2.1", "224.0.0.1/4", "0.0.0.0/0", "::/0", "300.1.2.3/8", "x"]),
-            ]
-        )
-
-    def value(self, signature: str) -> Any:
-        """A random value of any D-Bus type but ``h``."""
-        rng = self.rng
-        code = signature[0]
-        if code == "a":
-            inner = signature[1:]
-            if inner == "y":
-                return rng.randbytes(rng.randrange(64))
-            if inner[0] == "{":
-                key, val = complete_types(inner[1:-1])
-                return {self.value(key): self.value(val) for _ in range(rng.randrange(5))}
-            return [self.value(inner) for _ in range(rng.randrange(5))]
-        if code == "(":
-            return [self.value(t) for t in complete_types(signature[1:-1])]
-        if code == "v":
-            inner = rng.choice(VARIANT_TYPES)
-            return Variant(inner, self.value(inner))
-        simple: dict[str, Any] = {
-            "s": self.text,
-            "o": lambda: rng.choice(["/", "/io", self.contract.path, "/a/b_c/d1"]),
-            "g": lambda: rng.choice(["", "s", "a{sv}", "(ii)"]),
-            "b": lambda: rng.random() < 0.5,
-            "y": lambda: rng.randrange(256),
-            "n": lambda: rng.randrange(-(2**15), 2**15),
-            "q": lambda: rng.randrange(2**16),
-            "i": lambda: rng.choice([-1, 0, 1, 65534, 2**31 - 1, -(2**31)]),
-            "u": lambda: rng.choice([0, 1, 68, 100, 1500, 65535, 65536, 2**32 - 1]),
-            "x": lambda: rng.randrange(-(2**63), 2**63),
-            "t": lambda: rng.randrange(2**64),
-            "d": lambda: rng.uniform(-1e9, 1e9),
-        }
-        return simple[code]()
-
-    def entry(self, key: str, signature: str) -> Any:
-        """A plausible value for a known key of a spec or change set."""
-        rng = self.rng
-        if key == "mode":
-            return rng.choice(["tun", "tap", "bridge", ""])
-        if key == "mac":
-            return rng.choice(["02:00:5e:10:00:01", "01:00:5e:00:00:01", "00:00:00:00:00:00", "zz"])
-        if key == "addresses":
-            return [self.address() for _ in range(rng.randrange(4))]
-        if key in ("owner", "group"):
-            return rng.choice([-1, 0, 65534, 1000, 2**31 - 1, -2])
-        return self.value(signature)
-
-    def spec(self, member: str) -> dict[str, Variant]:
-        """A well-typed a{sv} for ``member``: some of its known keys."""
-        keys = self.contract.dict_keys.get(member, {})
-        chosen = self.rng.sample(sorted(keys), self.rng.randrange(len(keys) + 1))
-        return {k: Variant(keys[k], self.entry(k, keys[k])) for k in chosen}
-
-    def args(self, member: str) -> list[Any]:
-        """Well-typed arguments of ``member``."""
-        body: list[Any] = []
-        for signature in complete_types(self.contract.members[member]):
-            if signature == "a{sv}":
-                body.append(self.spec(member))
-            elif signature == "ay":
-                body.append(self.rng.randbytes(self.rng.choice([0, 14, 20, 60, 1514, 4000])))
-            else:
-                body.append(self.value(signature))
-        return body
 
     def huge_size(self) -> int:
         """Bytes of a huge argument, log-uniform from :data:`HUGE_MIN` to the largest."""
@@ -285,17 +95,6 @@ class Mischief:
     def huge_text(self, size: int, filler: str | None = None) -> str:
         filler = filler or self.rng.choice(self.fillers)
         return filler * max(1, size // len(filler.encode()))
-
-    def dict_member(self) -> str:
-        return self.rng.choice(sorted(self.contract.dict_keys))
-
-    def dict_call(self, member: str, entries: dict[str, Variant], flags: int = 0) -> Message:
-        """``member`` with ``entries`` as its a{sv} (after a device's name if it takes one)."""
-        signature = self.contract.members[member]
-        body: list[Any] = [entries]
-        if signature != "a{sv}":
-            body.insert(0, self.text())
-        return self.message(member, signature, body, flags=flags)
 
     # ------------------------------------------------------------ the kinds
 
@@ -544,43 +343,3 @@ class Mischief:
                 **common,
             )
         return Outgoing("fds", variant, message, fds)
-
-
-# ---------------------------------------------------------------- raw connections
-
-
-def marshal_call(
-    serial: int, destination: str, path: str, interface: str, member: str, arg: str | None = None
-) -> bytes:
-    """A method call as bytes on the wire (little-endian), with no argument or one string.
-
-    For connections that must not read (slow readers): they talk to the bus
-    over a plain socket, so no library reads their replies for them.
-    """
-    body = b"" if arg is None else _string(arg)
-    fields: list[tuple[int, str, str]] = [
-        (1, "o", path),
-        (2, "s", interface),
-        (3, "s", member),
-        (6, "s", destination),
-    ]
-    if arg is not None:
-        fields.append((8, "g", "s"))
-    array = bytearray()
-    for code, signature, value in fields:
-        array += bytes(-len(array) % 8)  # each field is a struct: 8-aligned
-        array += bytes([code, 1]) + signature.encode() + b"\0"
-        encoded = value.encode()
-        if signature == "g":
-            array += bytes([len(encoded)]) + encoded + b"\0"
-        else:
-            array += bytes(-len(array) % 4) + struct.pack("<I", len(encoded)) + encoded + b"\0"
-    # The fixed header is 12 bytes and the array's length 4, so the array
-    # starts 8-aligned and the offsets above are right.
-    header = b"l\x01\x00\x01" + struct.pack("<III", len(body), serial, len(array)) + array
-    return header + bytes(-len(header) % 8) + body
-
-
-def _string(text: str) -> bytes:
-    encoded = text.encode()
-    return struct.pack("<I", len(encoded)) + encoded + b"\0"

@@ -21,9 +21,9 @@ It runs :data:`SOAK_SECONDS`; ``TUNGUI_SOAK_SECONDS`` changes that,
 ``TUNGUI_SOAK_KINDS`` (a comma-separated subset of call, malformed, huge, fds,
 churn, slow) narrows the traffic down when a failure needs explaining.
 nobody's processes are niced and paced (:data:`RATE` messages a second each,
-one huge message every :data:`HUGE_INTERVAL`, the processes in turn), so that on a 2-core
-machine shared with dbus-daemon and polkitd a failure means the helper
-misbehaved, not that the machine was saturated.
+one huge message every :data:`HUGE_INTERVAL`, the processes in turn), so that
+on a 2-core machine shared with dbus-daemon and polkitd a failure means the
+helper misbehaved, not that the machine was saturated.
 """
 
 from __future__ import annotations
@@ -35,12 +35,19 @@ import time
 from typing import Any
 
 import pytest
-from dbus_fast import BusType, Message, MessageType
-from dbus_fast.aio import MessageBus
 
 from . import hostile, stack
 from .helperbus import call, create, create_bridge
-from .hostile import HelperWatch, HostileClients, Latencies, LatencyProbe, Sample
+from .hostile import HostileClients
+from .probes import HelperWatch, LatencyProbe, cpu_seconds
+from .soak import (
+    describe,
+    namespace_state,
+    root_warm_up,
+    slowest_calls,
+    tally_failures,
+    tally_report,
+)
 from .stack import DBusDaemon, HelperProcess, Netns, PolkitDaemon, name_owner_pid
 
 pytestmark = pytest.mark.integration
@@ -125,92 +132,9 @@ def make_targets(netns: Netns) -> list[str]:
     return [tap, port, bridge, "soakfor0", "lo"]
 
 
-def namespace_state(netns: Netns) -> dict[str, Any]:
-    """What nobody must not change: each link's identity and settings, and its
-    addresses.  Not what follows carrier (a bridge's NO-CARRIER, link-local
-    addresses), which the kernel changes by itself."""
-    state: dict[str, Any] = {}
-    for link in netns.ip_json("link", "show"):
-        info = link.get("linkinfo", {})
-        state[link["ifname"]] = {
-            "ifindex": link["ifindex"],
-            "mtu": link["mtu"],
-            "address": link.get("address"),
-            "up": "UP" in link.get("flags", []),
-            "master": link.get("master"),
-            "kind": info.get("info_kind"),
-            "tun": info.get("info_data") if info.get("info_kind") == "tun" else None,
-        }
-    for entry in netns.ip_json("address", "show"):
-        state[entry["ifname"]]["addresses"] = sorted(
-            f"{a['local']}/{a['prefixlen']}"
-            for a in entry.get("addr_info", [])
-            if a.get("scope") != "link"
-        )
-    return state
-
-
-def root_warm_up(helper: HelperProcess, address: str) -> int:
-    """Every free method once, as root, so what the helper opens lazily is open; then
-    wait until its fd count holds still for a second and return it."""
-
-    async def calls() -> None:
-        bus = MessageBus(bus_address=address, bus_type=BusType.SYSTEM, negotiate_unix_fd=True)
-        await bus.connect()
-        try:
-            for member, signature, body in (
-                ("ListDevices", "", []),
-                ("ListDevicesByFileDescriptor", "", []),
-                ("GetPermissions", "", []),
-                ("Subscribe", "", []),
-                ("WatchStatistics", "u", [100]),
-                ("UnwatchStatistics", "", []),
-            ):
-                reply = await bus.call(
-                    Message(
-                        destination=stack.HELPER_BUS_NAME,
-                        path=stack.HELPER_OBJECT_PATH,
-                        interface=stack.HELPER_INTERFACE,
-                        member=member,
-                        signature=signature,
-                        body=body,
-                    )
-                )
-                assert reply is not None and reply.message_type == MessageType.METHOD_RETURN
-                for fd in reply.unix_fds:
-                    os.close(fd)
-        finally:
-            bus.disconnect()
-
-    stack.run_coroutine(calls())
-    counts: list[int] = []
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        counts.append(helper.fd_count())
-        if len(counts) >= 5 and len(set(counts[-5:])) == 1:
-            break
-        time.sleep(0.2)
-    return counts[-1]
-
-
 def polkit_pid(polkit: PolkitDaemon) -> int:
     assert polkit.proc is not None
     return polkit.proc.pid
-
-
-def describe(samples: list[Sample], warmup: float) -> str:
-    if not samples:
-        return "no samples"
-    early = [s for s in samples if s.at < warmup] or samples[:1]
-    late = [s for s in samples if s.at >= warmup] or samples[-1:]
-    return (
-        f"fds {early[0].fds} at start, {max(s.fds for s in early)} max in warm-up, "
-        f"{max(s.fds for s in late)} max after, {samples[-1].fds} last; "
-        f"VmRSS {early[0].rss_kib / 1024:.1f} MiB at start, "
-        f"{max(s.rss_kib for s in early) / 1024:.1f} max in warm-up, "
-        f"{max(s.rss_kib for s in late) / 1024:.1f} max after, "
-        f"{samples[-1].rss_kib / 1024:.1f} last ({len(samples)} samples)"
-    )
 
 
 def test_hostile_users_cannot_hurt_the_helper(
@@ -261,7 +185,7 @@ def test_hostile_users_cannot_hurt_the_helper(
         base_fds = root_warm_up(helper, bus.address)
         clients.start()
         pids = {"helper": helper.pid, "dbus-daemon": bus.pid, "polkitd": polkit_pid(polkit)}
-        cpu_before = {name: hostile.cpu_seconds(pid) for name, pid in pids.items()}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         probe.start()
         watch.start()
         clients.go()
@@ -273,7 +197,7 @@ def test_hostile_users_cannot_hurt_the_helper(
         cpu = {}
         for name, pid in pids.items():
             with contextlib.suppress(OSError):
-                cpu[name] = (hostile.cpu_seconds(pid) - cpu_before[name]) / soaked
+                cpu[name] = (cpu_seconds(pid) - cpu_before[name]) / soaked
         cpu["nobody's processes"] = sum(t["cpu_seconds"] for t in tallies) / soaked
     finally:
         latencies = probe.stop()["ListDevices"]
@@ -344,7 +268,7 @@ def test_hostile_users_cannot_hurt_the_helper(
     total = hostile.merge(tallies) if tallies else None
     if total is not None:
         report += tally_report(total, cpu)
-        failures += tally_failures(total, contract)
+        failures += tally_failures(total, contract, MAX_ERROR_CHARS)
 
     # -- still serving
     owner = name_owner_pid(bus.address, stack.HELPER_BUS_NAME)
@@ -367,62 +291,7 @@ def test_hostile_users_cannot_hurt_the_helper(
         message = "\n".join(f"- {f}" for f in failures)
         pytest.fail(
             f"seed {seed}: {len(failures)} checks failed:\n{message}\n\n{text}\n\n"
-            f"--- helper stderr ---\n{helper.stderr_text()[-4000:]}",
+            f"--- helper stderr (its start: what went wrong first) ---\n"
+            f"{helper.stderr_text()[:4000]}",
             pytrace=False,
         )
-
-
-def slowest_calls(latencies: Latencies, huge: list[Any], started: float) -> list[str]:
-    """The slowest of root's calls, each with the huge messages nobody sent shortly before."""
-    lines = []
-    for seconds, at in latencies.slowest(5):
-        near = [f"{label} {1000 * (t - at):+.0f} ms" for t, label in huge if at - 1 <= t <= at]
-        lines.append(
-            f"  {1000 * seconds:.1f} ms, {at - started:.1f} s in; huge messages in the second "
-            f"before: {'; '.join(near) or 'none'}"
-        )
-    return lines
-
-
-def tally_report(total: dict[str, Any], cpu: dict[str, float]) -> list[str]:
-    """Lines on what nobody sent and got, and what it cost whom."""
-    sent = total["sent"]
-    kinds: dict[str, int] = {}
-    for label, count in sent.items():
-        kinds[label.split("/", 1)[0]] = kinds.get(label.split("/", 1)[0], 0) + count
-    answers = sorted(total["answers"].items(), key=lambda kv: -kv[1])
-    return [
-        f"nobody sent {sum(sent.values())} messages in {total['seconds']:.1f} s: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
-        + f"; {total['fds_sent']} fds; connections {dict(total['connections'])}",
-        "nobody got: " + ", ".join(f"{k} {v}" for k, v in answers[:25]),
-        f"longest error {total['longest_error']} chars ({total['longest_error_name']})",
-        "CPU, % of one core: " + ", ".join(f"{k} {100 * v:.0f}" for k, v in cpu.items()),
-    ]
-
-
-def tally_failures(total: dict[str, Any], contract: dict[str, Any]) -> list[str]:
-    """What nobody's tallies show went wrong, and proof that the traffic was what it claims."""
-    failures = []
-    privileged = set(contract["members"]) - set(contract["free"])
-    granted = {
-        k: v for k, v in total["answers"].items() if k.endswith(" ok") and k[:-3] in privileged
-    }
-    if granted:
-        failures.append(f"nobody was answered with success by methods that need polkit: {granted}")
-    if total["unanswered"]:
-        unanswered = {k: v for k, v in total["answers"].items() if "answer" in k}
-        failures.append(f"{total['unanswered']} of nobody's calls got no answer: {unanswered}")
-    if total["longest_error"] > MAX_ERROR_CHARS:
-        failures.append(
-            f"an error nobody got was {total['longest_error']} characters long "
-            f"({total['longest_error_name']}; allowed {MAX_ERROR_CHARS})"
-        )
-    if total["tracebacks"]:
-        failures.append(f"{total['tracebacks']} errors nobody got carried a traceback")
-    # The traffic itself: every method called, every kind sent.
-    called = {label.split("/", 1)[1] for label in total["sent"] if label.startswith("call/")}
-    missed = sorted(set(contract["members"]) - called)
-    if missed:
-        failures.append(f"(the test) nobody never called {missed}")
-    return failures
