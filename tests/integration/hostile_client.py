@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -45,8 +46,9 @@ from .hostile_values import Contract, marshals_unicode
 REPLY_TIMEOUT = 10.0
 #: Calls one soak connection leaves in flight at most.
 MAX_PENDING = 16
-#: How the bus, the helper, and the error text of a traceback name things.
-TRACEBACK = "Traceback (most recent call last)"
+#: What a traceback in an error's text looks like: its header, or a frame
+#: (dbus-fast 1.84 sends a list of frames, without the header).
+TRACEBACK = re.compile(r'Traceback \(most recent call last\)|File "[^"]*", line \d+')
 #: Huge messages each process opens with, one per process in turn, at their
 #: biggest: a name of control bytes (a repr() of it is 4x bigger than the bus
 #: allows), a hundred thousand addresses, a key of control bytes.
@@ -124,13 +126,13 @@ class Tally:
             if len(text) > self.longest_error:
                 self.longest_error = len(text)
                 self.longest_error_name = f"{member}: {reply.error_name}"
-            self.tracebacks += TRACEBACK in text
+            self.tracebacks += bool(TRACEBACK.search(text))
             self.answers[f"{known} {reply.error_name}"] += 1
         else:
             self.answers[f"{known} ok"] += 1
 
     def as_json(self) -> str:
-        return json.dumps({k: v for k, v in vars(self).items()}, sort_keys=True)
+        return json.dumps(vars(self), sort_keys=True)
 
 
 class Client:
@@ -205,7 +207,6 @@ class Session:
         self.bus: MessageBus | None = bus
         self.mischief = client.mischief(f"session{index}")
         self.pending: set[asyncio.Future[None]] = set()
-        self.opened = False
 
     async def run(self) -> None:
         try:
@@ -256,7 +257,7 @@ class Session:
         tally.fds_sent += len(out.fds)
         if out.kind == "huge":
             tally.huge.append((time.monotonic(), f"{out.label} {out.message.member} {out.detail}"))
-        bus = self.bus or await self.reconnect()
+        bus = await self.connected()
         msg = out.message
         try:
             if msg.message_type != MessageType.METHOD_CALL:
@@ -294,8 +295,10 @@ class Session:
             self.client.tally.connections[f"lost ({type(exc).__name__})"] += 1
             self.bus = None
 
-    async def reconnect(self) -> MessageBus:
-        self.bus = await self.client.connect()
+    async def connected(self) -> MessageBus:
+        """This session's connection, a new one if the bus dropped the last."""
+        if self.bus is None or not self.bus.connected:
+            self.bus = await self.client.connect()
         return self.bus
 
     async def churn(self) -> None:
@@ -308,11 +311,11 @@ class Session:
             ("WatchStatistics", "u", [rng.choice([0, 100, 1000, 100000])]),
         ):
             if member in contract.members:
-                bus.send(self.mischief.message(member, signature, body))
+                await bus.send(self.mischief.message(member, signature, body))
         if "CreateDevice" in contract.members:
             spec = self.mischief.spec("CreateDevice")
             flags = int(MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION)
-            bus.send(self.mischief.message("CreateDevice", "a{sv}", [spec], flags=flags))
+            await bus.send(self.mischief.message("CreateDevice", "a{sv}", [spec], flags=flags))
         await asyncio.sleep(rng.uniform(0, 0.05))
         bus.disconnect()
         with contextlib.suppress(Exception):
@@ -323,7 +326,7 @@ class Session:
     async def flood(self) -> None:
         async def worker(mischief: Mischief) -> None:
             while not self.client.done():
-                bus = self.bus or await self.reconnect()
+                bus = await self.connected()
                 out = mischief.free_call()
                 self.client.tally.sent[out.label] += 1
                 await self.call(bus, out.message)

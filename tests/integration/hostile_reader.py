@@ -94,7 +94,7 @@ class SlowReader:
                     self.serial += 1
                     client.tally.sent[f"slow/{member}"] += 1
                 await loop.sock_sendall(self.sock, bytes(data))
-                with contextlib.suppress(asyncio.TimeoutError):
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(client.stop.wait(), rng.uniform(1.0, 4.0))
                 self.drain()
         except OSError as exc:

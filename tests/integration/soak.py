@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from dbus_fast import BusType, Message, MessageType
@@ -129,7 +130,7 @@ def tally_report(total: dict[str, Any], cpu: dict[str, float]) -> list[str]:
 
 
 def tally_failures(
-    total: dict[str, Any], contract: dict[str, Any], max_error_chars: int
+    total: dict[str, Any], contract: dict[str, Any], kinds: Sequence[str], max_error_chars: int
 ) -> list[str]:
     """What nobody's tallies show went wrong, and proof that the traffic was what it claims."""
     failures = []
@@ -149,9 +150,12 @@ def tally_failures(
         )
     if total["tracebacks"]:
         failures.append(f"{total['tracebacks']} errors nobody got carried a traceback")
-    # The traffic itself: every method called, every kind sent.
+    # The traffic itself: every kind sent, every method called.
+    sent = {label.split("/", 1)[0] for label in total["sent"]}
+    if set(kinds) - sent:
+        failures.append(f"(the test) nobody sent nothing of {sorted(set(kinds) - sent)}")
     called = {label.split("/", 1)[1] for label in total["sent"] if label.startswith("call/")}
     missed = sorted(set(contract["members"]) - called)
-    if missed:
+    if "call" in kinds and missed:
         failures.append(f"(the test) nobody never called {missed}")
     return failures

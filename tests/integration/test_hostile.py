@@ -268,7 +268,7 @@ def test_hostile_users_cannot_hurt_the_helper(
     total = hostile.merge(tallies) if tallies else None
     if total is not None:
         report += tally_report(total, cpu)
-        failures += tally_failures(total, contract, MAX_ERROR_CHARS)
+        failures += tally_failures(total, contract, kinds, MAX_ERROR_CHARS)
 
     # -- still serving
     owner = name_owner_pid(bus.address, stack.HELPER_BUS_NAME)
