@@ -1,7 +1,8 @@
 """The helper's connection to the system bus, hardened against what callers send.
 
 dbus-fast's :class:`MessageBus` with two changes, made where every message
-passes, so no handler can forget them:
+passes, so no handler can forget them (and, on dbus-fast 1.84, messages
+with several flags are read, see :func:`accept_every_flag`):
 
 - **Received file descriptors are closed.**  The connection negotiates fd
   passing (replies carry capture streams and listings), and then any caller
@@ -39,10 +40,30 @@ import socket
 from collections import deque
 from dataclasses import dataclass
 
-from dbus_fast import BusType, Message
+from dbus_fast import BusType, Message, MessageFlag
 from dbus_fast.aio import MessageBus
+from dbus_fast.constants import MESSAGE_FLAG_MAP
 
 log = logging.getLogger(__name__)
+
+
+def accept_every_flag() -> None:
+    """Let dbus-fast read a message whatever flags it carries.
+
+    dbus-fast before 2.x (Debian 12 has 1.84) looks a message's flags up in
+    a table of the single flags, so a call with two of them (no reply
+    expected and interactive authorization: 5) raises KeyError in the
+    reader, which ends the connection: one such call from anyone would
+    take the helper off the bus.  Newer releases fall back to
+    ``MessageFlag(value)``; this gives the table every value a flags byte
+    can hold, which the specification says to accept (unknown flags are
+    ignored).
+    """
+    for value in range(256):
+        MESSAGE_FLAG_MAP.setdefault(value, MessageFlag(value))
+
+
+accept_every_flag()
 
 
 @dataclass

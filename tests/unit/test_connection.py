@@ -145,3 +145,30 @@ def test_a_full_socket_waits_and_keeps_the_order(listening: str) -> None:
         daemon.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("flags", [3, 5, 6, 7, 0x80, 0xFF])
+def test_a_message_with_several_flags_is_read(flags: int) -> None:
+    # dbus-fast 1.84 raised KeyError for any flags byte but the single
+    # flags, and a reader that raises ends the helper's connection.
+    import io
+
+    from dbus_fast import Message, MessageFlag
+    from dbus_fast._private.unmarshaller import Unmarshaller
+
+    import tungui_helper.connection  # noqa: F401  (fills dbus-fast's table)
+
+    sent = Message(
+        destination="io.github.tungui.Helper1",
+        path="/io/github/tungui/Helper1",
+        interface="io.github.tungui.Helper1",
+        member="ListDevices",
+        serial=1,
+    )
+    data = bytearray(sent._marshall(False))
+    data[2] = flags  # the flags byte of the fixed header
+    reader = Unmarshaller(io.BytesIO(bytes(data)))
+    received = reader.unmarshall()
+    assert received is not None
+    assert int(received.flags) == flags
+    assert received.flags & MessageFlag.NO_REPLY_EXPECTED == flags & 1
