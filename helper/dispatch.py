@@ -201,6 +201,9 @@ class Dispatcher:
         """Message handler: take calls to the helper's object, leave the rest."""
         if msg.message_type != MessageType.METHOD_CALL:
             return False
+        if msg.interface == standard.PEER:
+            self._answer(msg, standard.peer_reply)
+            return True
         if msg.path != OBJECT_PATH:
             if standard.is_parent_introspection(msg):
                 self._answer(msg, standard.parent_introspection_reply)

@@ -8,8 +8,10 @@ uncut.
 
 from __future__ import annotations
 
+import functools
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from dbus_fast import Message, Variant
 
@@ -22,6 +24,11 @@ PEER = "org.freedesktop.DBus.Peer"
 DBUS_INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
 DBUS_UNKNOWN_PROPERTY = "org.freedesktop.DBus.Error.UnknownProperty"
 DBUS_PROPERTY_READ_ONLY = "org.freedesktop.DBus.Error.PropertyReadOnly"
+DBUS_UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
+DBUS_FAILED = "org.freedesktop.DBus.Error.Failed"
+
+#: Where the machine id is kept (systemd's, then D-Bus's own).
+MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 
 
 def introspection() -> str:
@@ -32,6 +39,36 @@ def introspection() -> str:
         if root.find(f"interface[@name='{name}']") is None:
             root.append(ET.fromstring(xml))  # noqa: S314
     return _DOCTYPE + ET.tostring(root, encoding="unicode")
+
+
+def peer_reply(msg: Message) -> Message:
+    """org.freedesktop.DBus.Peer, on any path.
+
+    Answered here rather than by dbus-fast: 1.84's GetMachineId fails on its
+    second call and replies with a traceback.
+    """
+    if msg.member == "Ping" and msg.signature == "":
+        return Message.new_method_return(msg)
+    if msg.member == "GetMachineId" and msg.signature == "":
+        machine_id = _machine_id()
+        if machine_id is None:
+            return Message.new_error(msg, DBUS_FAILED, "This machine has no machine id.")
+        return Message.new_method_return(msg, "s", [machine_id])
+    return Message.new_error(
+        msg, DBUS_UNKNOWN_METHOD, f"No method {shown(msg.member or '')} in {PEER}."
+    )
+
+
+@functools.cache
+def _machine_id() -> str | None:
+    for path in MACHINE_ID_FILES:
+        try:
+            text = path.read_text("ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
+            return text
+    return None
 
 
 def is_parent_introspection(msg: Message) -> bool:

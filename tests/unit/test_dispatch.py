@@ -478,3 +478,31 @@ def test_signals_never_pile_up_while_the_bus_is_slow() -> None:
         service.devices.links.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("path", ["/io/github/tungui/Helper1", "/", "/elsewhere"])
+def test_peer_is_answered_on_every_path_without_a_traceback(path: str) -> None:
+    from dbus_fast import Message, MessageType
+
+    from tungui_helper import standard
+
+    def call(member: str) -> Any:
+        return Message(
+            destination="io.github.tungui.Helper1",
+            path=path,
+            interface=standard.PEER,
+            member=member,
+            sender=":1.9",
+            serial=4,
+        )
+
+    assert standard.peer_reply(call("Ping")).message_type == MessageType.METHOD_RETURN
+    for _ in range(2):  # dbus-fast 1.84's own failed the second time
+        reply = standard.peer_reply(call("GetMachineId"))
+        if reply.message_type == MessageType.METHOD_RETURN:
+            assert len(reply.body[0]) == 32
+        else:
+            assert reply.body == ["This machine has no machine id."]
+    unknown = standard.peer_reply(call("Reboot"))
+    assert unknown.error_name == standard.DBUS_UNKNOWN_METHOD
+    assert "Traceback" not in unknown.body[0]
