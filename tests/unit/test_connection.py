@@ -167,7 +167,7 @@ def test_a_message_with_several_flags_is_read(flags: int) -> None:
     )
     data = bytearray(sent._marshall(False))
     data[2] = flags  # the flags byte of the fixed header
-    reader = Unmarshaller(io.BytesIO(bytes(data)))
+    reader = Unmarshaller(io.BytesIO(bytes(data)))  # type: ignore[arg-type]
     received = reader.unmarshall()
     assert received is not None
     assert int(received.flags) == flags
