@@ -22,7 +22,7 @@ import time
 INNER = r"""
 import statistics, sys, time
 from dbus_fast import Message
-from tungui_helper.contract import INTERFACE, OBJECT_PATH
+from tungui_contract.bus import INTERFACE, OBJECT_PATH
 from tungui_helper.counters import StatisticsTicker
 names = [f"bt{i}" for i in range(int(sys.argv[1]))]
 sizes = []

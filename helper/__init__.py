@@ -4,4 +4,6 @@ This package runs as root.  It must never import Qt or the front end
 (``tungui``); ``tests/unit/test_imports.py`` enforces that.
 """
 
-__version__ = "0.1.0"
+from tungui_contract import __version__
+
+__all__ = ["__version__"]

@@ -29,10 +29,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .contract import Action
+from tungui_contract.bus import Action
+from tungui_contract.checks import IpInterface
+
 from .netlink import LinkInfo
 from .policy import ManagePolicy
-from .validate import BridgeSpec, Changes, DeviceSpec, IpInterface
+from .validate import BridgeSpec, Changes, DeviceSpec
 from .wire import wire_name
 
 #: Details polkit gets (and shows, and rules can read).

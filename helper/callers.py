@@ -23,7 +23,7 @@ from typing import Any
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
-from .errors import Failed
+from tungui_contract.errors import Failed
 
 log = logging.getLogger(__name__)
 

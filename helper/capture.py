@@ -49,16 +49,18 @@ import time
 from array import array
 from collections.abc import Callable, Sequence
 
-from .contract import (
+from tungui_contract.capture import (
     CAPTURE_FORMAT_BLOCK,
     CAPTURE_FORMAT_SLOTS,
     CAPTURE_HEADER,
     CAPTURE_MESSAGE_MAX,
     CAPTURE_RATE,
     CAPTURE_SLOTS,
+    INCOMING,
 )
+from tungui_contract.errors import Failed, InvalidArgument
+
 from .drain import SlotReader
-from .errors import Failed, InvalidArgument
 from .tun import TunHandle
 from .validate import CaptureOptions
 
@@ -100,9 +102,6 @@ MAX_SLOTS = 4096
 #: A held device's packets go out when a message is full, or this long
 #: after its first packet.
 BATCH_SECONDS = 0.02
-#: A length in a slots message with this bit set: the packet went into the
-#: device (the helper wrote it), not out of it.
-INCOMING = 1 << 31
 _U32 = 0xFFFFFFFF
 
 # Classic BPF (linux/filter.h, linux/bpf_common.h).

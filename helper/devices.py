@@ -16,9 +16,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tungui_contract.checks import check_bridge_port, check_mac_for
+from tungui_contract.errors import Failed, InvalidArgument, NotAuthorized, NotFound, TunguiError
+from tungui_contract.limits import Framing
+
 from . import tun
 from .authorize import Authorization
-from .errors import Failed, HelperError, InvalidArgument, NotAuthorized, NotFound
 from .netlink import MANAGED_ALIAS, Event, EventSocket, LinkInfo, Links
 from .table import Delta, DeviceTable
 from .validate import BridgeSpec, Changes, DeviceSpec
@@ -53,6 +56,11 @@ def random_bridge_port_mac() -> str:
     given one; 0xFE keeps a TAP's address from ever being the lowest.
     """
     return ":".join(f"{b:02x}" for b in b"\xfe" + os.urandom(5))
+
+
+def framing_of(link: LinkInfo) -> Framing:
+    """How packets are framed on a TUN/TAP device's fd."""
+    return Framing("tap" if link.kind == "tap" else "tun", link.pi, link.vnet_hdr)
 
 
 class DeviceManager:
@@ -404,7 +412,7 @@ class DeviceManager:
         if persist:
             try:
                 handle.set_persist(False)
-            except HelperError:
+            except TunguiError:
                 log.exception("could not clear persist on %s", handle.name)
         handle.close()
         link = self.links.lookup(handle.name)
@@ -477,14 +485,11 @@ class DeviceManager:
         name = link.name
         if link.kind not in ("tun", "tap"):
             raise InvalidArgument(f"{name} is not a TUN or TAP device; packets go into those only.")
-        # What a program writes: packet information, a virtio-net header,
-        # then the frame (TAP) or the IP packet (TUN).
-        headers = (4 if link.pi else 0) + (tun.VNET_HDR_SIZE if link.vnet_hdr else 0)
-        overhead = headers + (18 if link.kind == "tap" else 0)
-        shortest = headers + (14 if link.kind == "tap" else 20)
-        if not shortest <= len(packet) <= link.mtu + overhead:
+        framing = framing_of(link)
+        shortest, longest = framing.shortest, framing.longest(link.mtu)
+        if not shortest <= len(packet) <= longest:
             raise InvalidArgument(
-                f"A packet for {name} must be {shortest} to {link.mtu + overhead} bytes "
+                f"A packet for {name} must be {shortest} to {longest} bytes "
                 f"(MTU {link.mtu}); this one is {len(packet)}."
             )
 
@@ -574,10 +579,10 @@ class DeviceManager:
                 raise InvalidArgument(
                     f"'{key}' applies to TUN/TAP devices; {link.name} is not one."
                 )
-        if changes.mac is not None and link.kind == "tun":
-            raise InvalidArgument("A TUN device has no MAC address.")
-        if changes.master and link.kind == "tun":
-            raise InvalidArgument("A TUN device cannot join a bridge; use a TAP device.")
+        if changes.mac is not None:
+            check_mac_for(link.kind)
+        if changes.master:
+            check_bridge_port(link.kind)
         if changes.master == link.name:
             raise InvalidArgument(f"{link.name} cannot be its own bridge.")
         if changes.owner == -1 and link.owner != -1:
@@ -644,7 +649,7 @@ class DeviceManager:
             for step in reversed(undo):
                 try:
                     step()
-                except HelperError:
+                except TunguiError:
                     log.exception("could not undo a change to %s", link.name)
             keep = False
             raise

@@ -33,11 +33,12 @@ from dbus_fast import Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.introspection import Node
 
+from tungui_contract.bus import INTERFACE, OBJECT_PATH, Action, ErrorName, interface_xml
+from tungui_contract.errors import InvalidArgument, LimitsExceeded, NotAuthorized, TunguiError
+
 from . import standard
 from .authorize import REASON, Authorization
 from .callers import Caller, Callers
-from .contract import INTERFACE, OBJECT_PATH, Action, ErrorName, interface_xml
-from .errors import HelperError, InvalidArgument, LimitsExceeded, NotAuthorized
 from .limits import CALLS_PER_CONNECTION, CALLS_PER_USER, Tally
 from .marshalled import MarshalledBody, MarshalledReply
 from .polkit import ACTION_TEXT, Authority, Decision
@@ -268,9 +269,9 @@ class Dispatcher:
                 )
             )
 
-    def _refuse(self, msg: Message, exc: HelperError) -> None:
+    def _refuse(self, msg: Message, exc: TunguiError) -> None:
         if not int(msg.flags) & int(MessageFlag.NO_REPLY_EXPECTED):
-            self._bus.send(Message.new_error(msg, exc.error_name.value, exc.message))
+            self._bus.send(Message.new_error(msg, exc.name, exc.message))
 
     async def _call(self, bound: _Bound, msg: Message, sender: str) -> None:
         fd_reply: FdReply | None = None
@@ -281,8 +282,8 @@ class Dispatcher:
                 self._per_user.take(caller.uid)
                 counted = caller
                 reply, fd_reply = await self._run(bound, msg, caller)
-            except HelperError as exc:
-                reply = Message.new_error(msg, exc.error_name.value, wire(exc.message))
+            except TunguiError as exc:
+                reply = Message.new_error(msg, exc.name, wire(exc.message))
             except Exception:
                 # The operator gets the traceback in the journal; the caller a
                 # sentence. No traceback ever crosses the bus.

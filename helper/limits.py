@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Final
 
-from .errors import LimitsExceeded
+from tungui_contract.errors import LimitsExceeded
 
 #: Calls of one connection in flight (parsed, waiting for polkit, acting, or
 #: their reply waiting for the bus); counted as each message arrives.

@@ -21,7 +21,8 @@ from typing import Any
 
 from dbus_fast import Variant
 
-from .contract import DEVICE_SIGNATURES
+from tungui_contract.keys import DEVICE_SIGNATURES
+
 from .wire import wire, wire_name
 
 #: Keys whose value is a device's name, listed as callers address it.

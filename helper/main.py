@@ -17,9 +17,10 @@ from pathlib import Path
 
 from dbus_fast import BusType, NameFlag, RequestNameReply
 
+from tungui_contract.bus import BUS_NAME
+
 from . import __version__
 from .connection import HelperBus
-from .contract import BUS_NAME
 from .limits import CHECK_TIMEOUT, INTERACTIVE_TIMEOUT
 from .policy import DEFAULT_PATH, ManagePolicy, PolicyError
 from .polkit import GRANT_LIFETIME

@@ -36,7 +36,7 @@ from pyroute2.netlink.rtnl import (
 )
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-from .errors import Exists, Failed, HelperError, InvalidArgument, NotFound
+from tungui_contract.errors import Exists, Failed, InvalidArgument, NotFound, TunguiError
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ class EventSocket:
         self.sock.close()
 
 
-def netlink_error(exc: NetlinkError, what: str) -> HelperError:
+def netlink_error(exc: NetlinkError, what: str) -> TunguiError:
     """Translate a kernel refusal into a named error."""
     message = f"{what}: {os.strerror(exc.code)}."
     if exc.code == errno.EEXIST:
@@ -390,7 +390,7 @@ class Links:
         # RTM_NEWLINK ignores IFLA_IFALIAS when it creates a link.
         try:
             self.set(index, f"Could not set up {name}", ifalias=MANAGED_ALIAS)
-        except HelperError:
+        except TunguiError:
             self.delete(index, f"Could not remove {name}")
             raise
         self.announce(name)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .validate import IpInterface
+from tungui_contract.checks import IpInterface
 
 log = logging.getLogger(__name__)
 

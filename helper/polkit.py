@@ -39,9 +39,10 @@ from typing import Final
 from dbus_fast import Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
+from tungui_contract.bus import POLKIT_BUS_NAME, POLKIT_INTERFACE, POLKIT_PATH, Action
+from tungui_contract.errors import NotAuthorized
+
 from .callers import Caller
-from .contract import POLKIT_BUS_NAME, POLKIT_INTERFACE, POLKIT_PATH, Action
-from .errors import NotAuthorized
 from .limits import CHECK_TIMEOUT, INTERACTIVE_TIMEOUT, POLKIT_CHECKS, PROMPTS_PER_USER, Tally
 
 log = logging.getLogger(__name__)

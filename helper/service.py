@@ -10,15 +10,17 @@ from typing import Any
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
+from tungui_contract.bus import INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED
+from tungui_contract.checks import check_target
+from tungui_contract.errors import Failed, NotFound
+
 from . import __version__, authorize, validate
 from .authorize import Authorization
 from .callers import Caller, Callers
 from .capture import Capture, HeldCapture, RingCapture
-from .contract import INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED
 from .counters import StatisticsTicker
-from .devices import DeviceManager, State
+from .devices import DeviceManager, State, framing_of
 from .dispatch import PUBLIC, Dispatcher, FdReply, method
-from .errors import Failed, NotFound
 from .limits import (
     CAPTURES_PER_USER,
     CHECK_TIMEOUT,
@@ -32,7 +34,6 @@ from .netlink import LinkInfo
 from .policy import ManagePolicy
 from .polkit import CHANGED_RULE, GRANT_LIFETIME, Authority
 from .table import Delta
-from .tun import VNET_HDR_SIZE
 from .wire import wire_name
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ _NAME_OWNER_GONE = (
 
 
 def _name(value: Any) -> str:
-    return validate.check_target(value)
+    return check_target(value)
 
 
 def _packet(value: Any) -> bytes:
@@ -335,8 +336,8 @@ class HelperService:
                 capture = HeldCapture(
                     link.name,
                     handle,
-                    prefix=(4 if link.pi else 0) + (VNET_HDR_SIZE if link.vnet_hdr else 0),
-                    longest=link.mtu + (18 if link.kind == "tap" else 0),
+                    prefix=framing_of(link).headers,
+                    longest=framing_of(link).longest_frame(link.mtu),
                     options=options,
                     client=sender,
                     on_end=ended,

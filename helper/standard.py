@@ -15,8 +15,8 @@ from pathlib import Path
 
 from dbus_fast import Message, Variant
 
-from .contract import INTERFACE, OBJECT_PATH, interface_xml
-from .errors import shown
+from tungui_contract.bus import INTERFACE, OBJECT_PATH, interface_xml
+from tungui_contract.errors import shown
 
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
 PROPERTIES = "org.freedesktop.DBus.Properties"

@@ -13,7 +13,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-from .errors import Exists, Failed, InvalidArgument, NotFound
+from tungui_contract.errors import Exists, Failed, InvalidArgument, NotFound
 
 TUN_DEVICE = "/dev/net/tun"
 
@@ -27,9 +27,6 @@ IFF_TAP = 0x0002
 IFF_MULTI_QUEUE = 0x0100
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
-#: struct virtio_net_hdr, in front of each packet on a device with vnet_hdr
-#: (the kernel's default size; the helper never changes it).
-VNET_HDR_SIZE = 10
 IFF_TUN_EXCL = 0x8000
 
 _IFREQ = struct.Struct("16sH22x")

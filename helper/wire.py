@@ -9,7 +9,7 @@ whole reply:
   dbus-fast has that bug, non-ASCII text is sent backslash-escaped.
 * Interface names are bytes to the kernel and need not be UTF-8; D-Bus
   strings must be.  Such names are sent with their bytes escaped, in a
-  form no other name can take (:func:`~tungui_helper.contract.escape_name`).
+  form no other name can take (:func:`~tungui_contract.ifname.escape_name`).
 
 Callers address a device by its name as listed.
 """
@@ -18,22 +18,16 @@ from __future__ import annotations
 
 from dbus_fast import Message
 
-from .contract import escape_name
-
-
-def _counts_characters() -> bool:
-    """Whether this dbus-fast marshals a string's length in characters."""
-    probe = Message(path="/", interface="a.b", member="M", signature="s", body=["\u00e9"], serial=1)
-    try:
-        data = bytes(probe._marshall(False))
-    except Exception:  # a private API; assume the fixed behaviour if it moved
-        return False
-    # The body is the last string: uint32 length, the 2 UTF-8 bytes, NUL.
-    return int.from_bytes(data[-7:-3], "little" if data[0:1] == b"l" else "big") == 1
-
+from tungui_contract.ifname import counts_characters, escape_name
 
 #: True with dbus-fast 1.84's string-length bug.
-ASCII_ONLY = _counts_characters()
+ASCII_ONLY = counts_characters(
+    lambda text: bytes(
+        Message(
+            path="/", interface="a.b", member="M", signature="s", body=[text], serial=1
+        )._marshall(False)
+    )
+)
 
 
 def wire(text: str) -> str:

@@ -44,7 +44,8 @@ def make_devices(netns: stack.Netns) -> None:
     """A small lab: a bridge with two TAPs, a TUN for a VPN, one made by `ip`."""
     from dbus_fast import Variant
 
-    from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH, SPEC_SIGNATURES
+    from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
+    from tungui_contract.keys import SPEC_SIGNATURES
 
     address = os.environ["DBUS_SYSTEM_BUS_ADDRESS"]
 

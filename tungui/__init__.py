@@ -3,4 +3,6 @@
 ``tungui.client`` and ``tungui.cli`` use no Qt; they ship with the helper.
 """
 
-__version__ = "0.1.0"
+from tungui_contract import __version__
+
+__all__ = ["__version__"]

@@ -9,7 +9,7 @@ import sys
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
-from tungui_helper.contract import APP_ID
+from tungui_contract.bus import APP_ID
 
 from . import __version__, icons
 from .bridge import HelperBridge

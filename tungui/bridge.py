@@ -24,9 +24,9 @@ from typing import Any
 from dbus_fast import Message, MessageType
 from PySide6.QtCore import QObject, Signal
 
-from tungui_helper.contract import BUS_NAME
+from tungui_contract.bus import BUS_NAME
 
-from .client import HelperClient, HelperError, HelperUnavailable
+from .client import HelperClient, HelperUnavailable, TunguiError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ STATISTICS_INTERVAL_MS = 250
 _UNAVAILABLE = "org.freedesktop.DBus.Error.ServiceUnknown"
 
 
-def explain(error: HelperError, *, seen: bool = False) -> str:
+def explain(error: TunguiError, *, seen: bool = False) -> str:
     """A sentence for the banner when the helper cannot be reached.
 
     Args:
@@ -168,9 +168,9 @@ class HelperBridge(QObject):
         client = self._client
         try:
             if client is None or not self._available:
-                raise HelperUnavailable(_UNAVAILABLE, "The tungui helper is not available.")
+                raise HelperUnavailable("The tungui helper is not available.", name=_UNAVAILABLE)
             result = await getattr(client, method)(*args, **kwargs)
-        except HelperError as exc:
+        except TunguiError as exc:
             self.failed.emit(request_id, exc.name, exc.message)
             if method != "get_permissions":
                 await self._refresh_permissions()
@@ -186,7 +186,7 @@ class HelperBridge(QObject):
         client = self._client
         if client is None or not self._available:
             return
-        with contextlib.suppress(HelperError):
+        with contextlib.suppress(TunguiError):
             self.permissionsChanged.emit(await client.get_permissions())
 
     async def _supervise(self) -> None:
@@ -233,7 +233,7 @@ class HelperBridge(QObject):
             devices = await client.list_devices()
             permissions = await client.get_permissions()
             await client.watch_statistics(STATISTICS_INTERVAL_MS, self._on_statistics)
-        except HelperError as exc:
+        except TunguiError as exc:
             self._set_available(False, explain(exc, seen=self._seen))
             return False
         self._seen = True

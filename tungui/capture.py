@@ -15,13 +15,14 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from tungui_helper.contract import (
+from tungui_contract.capture import (
     CAPTURE_FORMAT_BLOCK,
     CAPTURE_FORMAT_SLOTS,
     CAPTURE_HEADER,
     CAPTURE_MESSAGE_MAX,
     CAPTURE_RATE,
     CAPTURE_SLOTS,
+    INCOMING,
 )
 
 from .pcapng import CaptureWriter
@@ -37,8 +38,6 @@ _PACKET = struct.Struct("=IIIIIIHH")
 #: struct sockaddr_ll follows the 48-byte tpacket3_hdr; sll_pkttype is its 11th byte.
 _PKTTYPE_AT = 48 + 10
 PACKET_OUTGOING = 4
-#: In a slots message, a length with this bit set: the packet went into the device.
-_INCOMING = 1 << 31
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,7 @@ def _slots(body: memoryview, dropped: int, sampled: int) -> list[Packet]:
     stamps = body[stamps_at : stamps_at + 8 * count].cast("Q")
     packets = []
     for i in range(count):
-        length = lengths[i] & ~_INCOMING
+        length = lengths[i] & ~INCOMING
         start = slots_at + i * stride
         data = bytes(body[start + prefix : start + min(length, stride, prefix + snaplen)])
         packets.append(
@@ -111,7 +110,7 @@ def _slots(body: memoryview, dropped: int, sampled: int) -> list[Packet]:
                 max(length - prefix, 0),
                 dropped,
                 # The helper read it: the host sent it through the device.
-                not lengths[i] & _INCOMING,
+                not lengths[i] & INCOMING,
                 data,
                 sampled,
             )

@@ -19,10 +19,10 @@ from typing import Any
 from . import __version__, accounts
 from .client import (
     HelperClient,
-    HelperError,
     HelperUnavailable,
     InvalidArgument,
     NotAuthorized,
+    TunguiError,
 )
 
 EXIT_FAILED = 1
@@ -316,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"tunguictl: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except HelperError as exc:
+    except TunguiError as exc:
         print(f"tunguictl: {exc.message}", file=sys.stderr)
         if isinstance(exc, InvalidArgument):
             return EXIT_USAGE

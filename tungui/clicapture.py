@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from tungui_contract.capture import CAPTURE_MAX_SNAPLEN
+
 from .capture import MESSAGE_MAX, Packet, parse_message, write_packets
 from .cli import UsageError
 from .client import HelperClient
@@ -43,7 +45,7 @@ async def capture(client: HelperClient, args: argparse.Namespace, *, interactive
     if args.write:
         output = sys.stdout.buffer if args.write == "-" else open(args.write, "wb")  # noqa: SIM115
         writer = CaptureWriter(output)
-        interface = writer.add_interface(args.name, link, args.snaplen or 262144)
+        interface = writer.add_interface(args.name, link, args.snaplen or CAPTURE_MAX_SNAPLEN)
     describe = _describer(link) if writer is None else None
     count = dropped = sampled = 0
     stopped = asyncio.ensure_future(stop.wait())

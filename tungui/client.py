@@ -1,7 +1,7 @@
 """The client library of tungui's helper, for the window and ``tunguictl``.
 
 An asyncio client on dbus-fast.  Calls are built from the interface XML the
-helper serves (``tungui_helper.contract``), values go out as the D-Bus types
+helper serves (``tungui_contract``), values go out as the D-Bus types
 the contract names, and helper errors come back as the exceptions below,
 each carrying the helper's sentence for a person.
 
@@ -24,16 +24,46 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.introspection import Node
 from dbus_fast.unpack import unpack_variants
 
-from tungui_helper.contract import (
+from tungui_contract.bus import (
     BUS_NAME,
     INTERFACE,
     OBJECT_PATH,
     SIGNAL_DEVICES_CHANGED,
-    SPEC_SIGNATURES,
-    ErrorName,
     interface_xml,
 )
-from tungui_helper.wire import ASCII_ONLY
+from tungui_contract.errors import (
+    Exists,
+    Failed,
+    InvalidArgument,
+    LimitsExceeded,
+    NotAuthorized,
+    NotFound,
+    TunguiError,
+    from_reply,
+)
+from tungui_contract.ifname import counts_characters
+from tungui_contract.keys import SPEC_SIGNATURES
+
+__all__ = [
+    "Exists",
+    "Failed",
+    "HelperClient",
+    "HelperUnavailable",
+    "InvalidArgument",
+    "LimitsExceeded",
+    "NotAuthorized",
+    "NotFound",
+    "TunguiError",
+]
+
+#: True with dbus-fast 1.84, which can send ASCII text only.
+ASCII_ONLY = counts_characters(
+    lambda text: bytes(
+        Message(
+            path="/", interface="a.b", member="M", signature="s", body=[text], serial=1
+        )._marshall(False)
+    )
+)
 
 DevicesChanged = Callable[[list[dict[str, Any]], list[str]], None]
 #: (timestamp_ns, {name: (rx packets, rx bytes, rx dropped, rx errors,
@@ -41,62 +71,30 @@ DevicesChanged = Callable[[list[dict[str, Any]], list[str]], None]
 StatisticsCallback = Callable[[int, dict[str, tuple[int, ...]]], None]
 
 
-class HelperError(Exception):
-    """The helper refused or failed a call.
-
-    Attributes:
-        name: the D-Bus error name.
-        message: the helper's explanation, for a person.
-    """
-
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        self.name = name
-        self.message = message
-
-
-class InvalidArgument(HelperError):
-    """The request was malformed or impossible."""
-
-
-class NotFound(HelperError):
-    """No such device."""
-
-
-class Exists(HelperError):
-    """A device of that name exists already."""
-
-
-class NotAuthorized(HelperError):
-    """polkit said no (or authentication was needed and not allowed)."""
-
-
-class Failed(HelperError):
-    """The kernel refused, or the helper failed."""
-
-
-class LimitsExceeded(HelperError):
-    """Your user reached one of the helper's caps (captures, held queues, calls)."""
-
-
-class HelperUnavailable(HelperError):
+class HelperUnavailable(TunguiError):
     """The helper is not installed, not running, or left the bus."""
 
+    error_name = "org.freedesktop.DBus.Error.ServiceUnknown"
 
-_ERRORS: dict[str, type[HelperError]] = {
-    ErrorName.INVALID_ARGUMENT.value: InvalidArgument,
-    ErrorName.NOT_FOUND.value: NotFound,
-    ErrorName.EXISTS.value: Exists,
-    ErrorName.NOT_AUTHORIZED.value: NotAuthorized,
-    ErrorName.FAILED.value: Failed,
-    ErrorName.LIMITS_EXCEEDED.value: LimitsExceeded,
-    "org.freedesktop.DBus.Error.ServiceUnknown": HelperUnavailable,
-    "org.freedesktop.DBus.Error.NameHasNoOwner": HelperUnavailable,
-    "org.freedesktop.DBus.Error.NoReply": HelperUnavailable,
-    "org.freedesktop.DBus.Error.Disconnected": HelperUnavailable,
-    "org.freedesktop.DBus.Error.Spawn.ChildExited": HelperUnavailable,
-    "org.freedesktop.DBus.Error.Spawn.ExecFailed": HelperUnavailable,
-}
+
+#: Replies of the bus, rather than of the helper, that mean it is away.
+_UNAVAILABLE = frozenset(
+    {
+        "org.freedesktop.DBus.Error.ServiceUnknown",
+        "org.freedesktop.DBus.Error.NameHasNoOwner",
+        "org.freedesktop.DBus.Error.NoReply",
+        "org.freedesktop.DBus.Error.Disconnected",
+        "org.freedesktop.DBus.Error.Spawn.ChildExited",
+        "org.freedesktop.DBus.Error.Spawn.ExecFailed",
+    }
+)
+
+
+def error_of(name: str, message: str) -> TunguiError:
+    """The exception an error reply stands for."""
+    if name in _UNAVAILABLE:
+        return HelperUnavailable(message, name=name)
+    return from_reply(name, message)
 
 
 @functools.cache
@@ -109,8 +107,7 @@ def _text(value: str) -> str:
     # dbus-fast 1.84 would send a malformed message and lose the connection.
     if ASCII_ONLY and not value.isascii():
         raise InvalidArgument(
-            ErrorName.INVALID_ARGUMENT.value,
-            f"{value!a} is not ASCII, which this version of dbus-fast cannot send.",
+            f"{value!a} is not ASCII, which this version of dbus-fast cannot send."
         )
     return value
 
@@ -125,7 +122,7 @@ def to_spec(values: Mapping[str, Any]) -> dict[str, Variant]:
     for key, value in values.items():
         signature = SPEC_SIGNATURES.get(key)
         if signature is None:
-            raise InvalidArgument(ErrorName.INVALID_ARGUMENT.value, f"Unknown key {key!r}.")
+            raise InvalidArgument(f"Unknown key {key!r}.")
         if signature == "as":
             value = [_text(str(v)) for v in value]
         elif signature == "s":
@@ -177,7 +174,7 @@ def _reply_fd(reply: Message, what: str) -> int:
     if not isinstance(index, int) or not 0 <= index < len(fds):
         for fd in fds:
             os.close(fd)
-        raise Failed(ErrorName.FAILED.value, f"The helper sent no {what}.")
+        raise Failed(f"The helper sent no {what}.")
     for other in fds:
         if other != fds[index]:
             os.close(other)
@@ -195,11 +192,9 @@ def _read_listing(fd: int) -> list[dict[str, Any]]:
     try:
         devices = json.loads(data)
     except ValueError as exc:
-        raise Failed(
-            ErrorName.FAILED.value, f"The helper's device list is not JSON: {exc}."
-        ) from None
+        raise Failed(f"The helper's device list is not JSON: {exc}.") from None
     if not isinstance(devices, list) or not all(isinstance(d, dict) for d in devices):
-        raise Failed(ErrorName.FAILED.value, "The helper's device list is not a list of devices.")
+        raise Failed("The helper's device list is not a list of devices.")
     return devices
 
 
@@ -230,8 +225,8 @@ class HelperClient:
             return cls(await bus.connect())
         except (OSError, ValueError) as exc:
             raise HelperUnavailable(
-                "org.freedesktop.DBus.Error.Disconnected",
                 f"Cannot reach the system bus: {exc}.",
+                name="org.freedesktop.DBus.Error.Disconnected",
             ) from None
 
     def disconnect(self) -> None:
@@ -263,12 +258,12 @@ class HelperClient:
         )
         if reply is None:
             raise HelperUnavailable(
-                "org.freedesktop.DBus.Error.NoReply", "The helper did not answer."
+                "The helper did not answer.", name="org.freedesktop.DBus.Error.NoReply"
             )
         if reply.message_type == MessageType.ERROR:
             error_name = reply.error_name or ""
             text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else error_name
-            raise _ERRORS.get(error_name, HelperError)(error_name, text)
+            raise error_of(error_name, text)
         return reply
 
     async def list_devices(self) -> list[dict[str, Any]]:
@@ -283,7 +278,7 @@ class HelperClient:
             with _collection_paused():
                 try:
                     reply = await self._reply("ListDevicesByFileDescriptor")
-                except HelperError as exc:
+                except TunguiError as exc:
                     if exc.name != ErrorType.UNKNOWN_METHOD.value:
                         raise
                     self._listing_by_fd = False

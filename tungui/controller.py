@@ -15,6 +15,8 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox
 
+from tungui_contract.bus import Action
+
 from .bridge import HelperBridge
 from .commands import ip_commands
 from .devicemodel import DeviceTableModel
@@ -28,8 +30,8 @@ if TYPE_CHECKING:
 
 Device = dict[str, Any]
 
-MANAGE = "io.github.tungui.manage"
-MANAGE_FOREIGN = "io.github.tungui.manage-foreign"
+MANAGE = Action.MANAGE
+MANAGE_FOREIGN = Action.MANAGE_FOREIGN
 
 
 @dataclass

@@ -18,15 +18,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from tungui_helper.contract import MAX_MTU, MIN_MTU
-from tungui_helper.errors import InvalidArgument
-from tungui_helper.validate import (
+from tungui_contract.checks import (
     check_addresses,
+    check_bridge_port,
     check_id,
     check_mac,
+    check_mac_for,
     check_mtu,
     check_name,
 )
+from tungui_contract.errors import InvalidArgument
+from tungui_contract.keys import FIXED_KEYS
+from tungui_contract.limits import MAX_MTU, MIN_MTU
 
 from .accounts import gid_of, group_name, uid_of, user_name
 
@@ -36,7 +39,7 @@ _T = TypeVar("_T")
 _A = TypeVar("_A")
 
 #: Fields that a device gets when it is made and keeps for its life.
-FIXED_FIELDS = ("name", "mode", "pi", "vnet_hdr", "multi_queue")
+FIXED_FIELDS = FIXED_KEYS
 
 
 def as_mode(text: object) -> Mode:
@@ -368,8 +371,7 @@ def _mac(form: DeviceForm) -> str | None:
     text = form.mac.strip()
     if not text:
         return None
-    if form.mode != "tap":
-        raise InvalidArgument("A TUN device has no MAC address; only a TAP device can have one.")
+    check_mac_for(form.mode)
     return check_mac(text)
 
 
@@ -377,8 +379,7 @@ def _master(form: DeviceForm) -> str | None:
     text = form.master.strip()
     if not text:
         return None
-    if form.mode != "tap":
-        raise InvalidArgument("Only a TAP device can join a bridge.")
+    check_bridge_port(form.mode)
     return check_name(text, what="bridge name")
 
 

@@ -38,6 +38,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tungui_contract.capture import CAPTURE_MAX_SNAPLEN
+
 from . import icons
 from .capture import MESSAGE_MAX, Packet, ask_rate, parse_message, write_packets
 from .decode import decode
@@ -456,7 +458,9 @@ class PacketWindow(QMainWindow):
         self.stop_file()
         self._file = open(path, "wb")  # noqa: SIM115 - closed by stop_file
         self._writer = CaptureWriter(self._file)
-        self._file_interface = self._writer.add_interface(self.device_name, self.model.link, 262144)
+        self._file_interface = self._writer.add_interface(
+            self.device_name, self.model.link, CAPTURE_MAX_SNAPLEN
+        )
         self.file_path = path
         self._written_before_file = self.reader.written
         self.reader.write_to(self._writer, self._file_interface)
@@ -484,7 +488,7 @@ class PacketWindow(QMainWindow):
         """Write the packets in the list to ``path`` as pcapng; return how many."""
         rows = self.model.rows()
         with open(path, "wb") as file, CaptureWriter(file) as writer:
-            interface = writer.add_interface(self.device_name, self.model.link, 262144)
+            interface = writer.add_interface(self.device_name, self.model.link, CAPTURE_MAX_SNAPLEN)
             write_packets(writer, interface, (row.packet for row in rows))
         self.statusBar().showMessage(f"Saved {len(rows):,} packets to {path}", 5000)
         return len(rows)

@@ -25,7 +25,7 @@ from pytestqt.qtbot import QtBot
 from unit.devicedicts import NOBODY, lab_tap
 
 from tungui.devicedialog import DeviceDialog
-from tungui_helper.validate import check_mac
+from tungui_contract.checks import check_mac
 
 W = TypeVar("W", bound=QWidget)
 

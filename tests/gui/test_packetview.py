@@ -12,7 +12,7 @@ import pytest
 from unit.tshark import tshark_fields
 
 from tungui.packetview import LIVE_RATE, PacketModel, PacketWindow, StreamReader
-from tungui_helper.contract import CAPTURE_FORMAT_BLOCK, CAPTURE_HEADER, CAPTURE_RATE
+from tungui_contract.capture import CAPTURE_FORMAT_BLOCK, CAPTURE_HEADER, CAPTURE_RATE
 
 ARP_REQUEST = bytes.fromhex(
     "ffffffffffff02005e1000010806000108000604000102005e100001c0000201000000000000c0000202"

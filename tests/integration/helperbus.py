@@ -7,7 +7,8 @@ from typing import Any
 
 from dbus_fast import Variant
 
-from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH, SPEC_SIGNATURES
+from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
+from tungui_contract.keys import SPEC_SIGNATURES
 
 from .stack import bus_call
 

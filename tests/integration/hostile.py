@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from tungui_helper.contract import SPEC_SIGNATURES
+from tungui_contract.keys import SPEC_SIGNATURES
 
 from . import stack
 

@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tungui.client import HelperClient
-from tungui_helper import __version__
-from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH, SPEC_SIGNATURES
+from tungui_contract import __version__
+from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
+from tungui_contract.keys import SPEC_SIGNATURES
 from tungui_helper.wire import ASCII_ONLY
 
 from .helperbus import call, create, create_bridge, devices

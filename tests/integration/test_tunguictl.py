@@ -95,7 +95,7 @@ def test_errors_have_messages_and_exit_codes(helper: HelperProcess, clean_netns:
     result = tunguictl("create", "tap", "--owner", "no-such-user-here")
     assert result.returncode == 2 and "no such user" in result.stderr
     result = tunguictl("create", "tun", "--mac", "02:00:00:00:00:01")
-    assert result.returncode == 2 and "TAP only" in result.stderr
+    assert result.returncode == 2 and "only a TAP device can have one" in result.stderr
     assert "Traceback" not in result.stderr
     assert tunguictl("frobnicate").returncode == 2
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tungui_contract.bus import Action
 from tungui_helper import authorize
 from tungui_helper.authorize import Authorization
-from tungui_helper.contract import Action
 from tungui_helper.netlink import LinkInfo
 from tungui_helper.policy import ManagePolicy, PolicyError
 from tungui_helper.validate import BridgeSpec, Changes, DeviceSpec

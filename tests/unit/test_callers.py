@@ -11,8 +11,8 @@ import asyncio
 import pytest
 from dbus_fast import Message, Variant
 
+from tungui_contract.errors import Failed
 from tungui_helper.callers import Caller, Callers
-from tungui_helper.errors import Failed
 
 UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
 NO_OWNER = "org.freedesktop.DBus.Error.NameHasNoOwner"

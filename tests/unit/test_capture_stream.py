@@ -9,13 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tungui.capture import parse_message
-from tungui_helper.contract import (
-    CAPTURE_FORMAT_SLOTS,
-    CAPTURE_HEADER,
-    CAPTURE_SLOTS,
-)
-
-INCOMING = 1 << 31
+from tungui_contract.capture import CAPTURE_FORMAT_SLOTS, CAPTURE_HEADER, CAPTURE_SLOTS, INCOMING
 
 
 def slots_message(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tungui_helper.contract import Action
+from tungui_contract.bus import Action
 from tungui_helper.dispatch import PUBLIC, Dispatcher, method
 from tungui_helper.service import HelperService
 
@@ -124,7 +124,7 @@ class _SlowAuthority:
 def _call(sender: str, member: str = "CreateBridge", flags: int = 0) -> Any:
     from dbus_fast import Message
 
-    from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH
+    from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
 
     return Message(
         destination=BUS_NAME,
@@ -343,7 +343,7 @@ def test_a_call_keeps_its_place_until_its_reply_is_written() -> None:
 def _standard_call(sender: str, member: str) -> Any:
     from dbus_fast import Message
 
-    from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH
+    from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
 
     interface = "org.freedesktop.DBus.Introspectable" if member == "Introspect" else INTERFACE
     return Message(
@@ -389,7 +389,7 @@ def test_rules_see_the_caller_and_their_details_go_to_polkit() -> None:
     async def scenario() -> None:
         from dbus_fast import Message
 
-        from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH
+        from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
 
         bus = _FakeBus()
         service = Detailed(bus)  # type: ignore[arg-type]
@@ -420,7 +420,7 @@ def test_an_unknown_property_is_named_cut_short() -> None:
 
     from dbus_fast import Message
 
-    from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH
+    from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
 
     async def scenario() -> Any:
         bus = _FakeBus()

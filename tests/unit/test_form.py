@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tungui import form
 from tungui.form import DeviceForm, check_changes, check_new, fixed_fields, random_mac
-from tungui_helper.validate import check_mac
+from tungui_contract.checks import check_mac
 
 from .devicedicts import NOBODY
 from .devicedicts import lab_tap as device
@@ -101,7 +101,7 @@ def test_nobody_may_open_it_without_privileges_when_owner_and_group_are_empty() 
         ({"addresses": ["192.0.2.1/24", "192.0.2.1/24"]}, "addresses", "listed twice"),
         ({"master": "br/0"}, "master", "bridge name"),
         ({"mode": "tun", "mac": "02:00:5e:10:00:01"}, "mac", "TUN device has no MAC"),
-        ({"mode": "tun", "master": "br-lab"}, "master", "Only a TAP device"),
+        ({"mode": "tun", "master": "br-lab"}, "master", "TUN device cannot join a bridge"),
     ],
 )
 def test_each_kind_of_problem(changes: dict[str, Any], key: str, words: str) -> None:

@@ -1,9 +1,68 @@
-"""The privileged side imports nothing it does not need."""
+"""The boundaries between the packages, read from every module's imports.
+
+``tungui_contract`` is the only package the root helper and the front end
+share; it needs nothing but the standard library.  The helper never imports
+the front end or Qt; the front end never imports the helper (a Flatpak of
+the window must not carry root code).
+"""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+#: Source folder -> import package.
+PACKAGES = {"contract": "tungui_contract", "helper": "tungui_helper", "tungui": "tungui"}
+QT = frozenset({"PySide6", "shiboken6", "PyQt5", "PyQt6", "pyqtgraph"})
+
+
+def imported(folder: str) -> dict[str, set[str]]:
+    """Top-level packages each module of a source folder imports (relative ones resolved)."""
+    package = PACKAGES[folder]
+    found: dict[str, set[str]] = {}
+    for path in sorted((REPO / folder).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                names.add(package if node.level else (node.module or "").split(".")[0])
+        found[str(path.relative_to(REPO))] = names
+    return found
+
+
+def test_the_contract_needs_the_standard_library_only() -> None:
+    for module, names in imported("contract").items():
+        outside = {
+            n for n in names - {"tungui_contract", "__future__"} if n not in sys.stdlib_module_names
+        }
+        assert not outside, f"{module} imports {outside}"
+
+
+@pytest.mark.parametrize(
+    ("folder", "forbidden"),
+    [
+        ("contract", {"tungui", "tungui_helper"} | QT),
+        ("helper", {"tungui"} | QT),
+        ("tungui", {"tungui_helper"}),
+    ],
+)
+def test_no_package_imports_across_the_boundary(folder: str, forbidden: set[str]) -> None:
+    crossing = {module: names & forbidden for module, names in imported(folder).items()}
+    assert {module: names for module, names in crossing.items() if names} == {}
+
+
+def test_the_scan_sees_imports() -> None:
+    """The rule above would pass on a scan that found nothing."""
+    helper = imported("helper")
+    assert "tungui_contract" in helper["helper/service.py"]
+    assert "dbus_fast" in helper["helper/service.py"]
+    assert "PySide6" in set().union(*imported("tungui").values())
 
 
 def test_helper_never_imports_qt_or_the_front_end() -> None:

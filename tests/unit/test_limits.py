@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tungui_contract.errors import LimitsExceeded
 from tungui_helper import limits
-from tungui_helper.errors import LimitsExceeded
 from tungui_helper.limits import Tally
 
 

@@ -16,7 +16,7 @@ from dbus_fast.unpack import unpack_variants
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tungui_helper.contract import DEVICE_SIGNATURES
+from tungui_contract.keys import DEVICE_SIGNATURES
 from tungui_helper.listing import DeviceForms, SharedListing, sealed_file
 from tungui_helper.marshalled import MarshalledBody, MarshalledReply
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tungui_helper.contract import TARGET_MAX_CHARS, escape_name
+from tungui_contract.ifname import escape_name
+from tungui_contract.limits import TARGET_MAX_CHARS
 from tungui_helper.table import DeviceTable
 
 from .links import link

@@ -17,6 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "tungui"
+CONTRACT = REPO / "contract"
 
 
 def helper_side() -> set[str]:
@@ -56,6 +57,8 @@ def test_the_install_file_lists_the_same_modules() -> None:
     install = (REPO / "packaging/debian/tungui-helper.install").read_text()
     listed = set(re.findall(r"dist-packages/tungui/(\S+)", install))
     assert listed == helper_side()
+    # The contract, which both the helper and the client library import.
+    assert "usr/lib/python3*/dist-packages/tungui_contract\n" in install
 
 
 #: Top-level import name -> Debian package and PyPI distribution.
@@ -80,7 +83,7 @@ def third_party(paths: list[Path]) -> set[str]:
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-    return names - set(sys.stdlib_module_names) - {"tungui", "tungui_helper"}
+    return names - set(sys.stdlib_module_names) - {"tungui", "tungui_helper", "tungui_contract"}
 
 
 def debian_relations(package: str) -> set[str]:
@@ -97,12 +100,12 @@ def debian_relations(package: str) -> set[str]:
 
 
 def test_every_import_is_known() -> None:
-    files = [*PACKAGE.glob("*.py"), *(REPO / "helper").glob("*.py")]
+    files = [*PACKAGE.glob("*.py"), *(REPO / "helper").glob("*.py"), *CONTRACT.glob("*.py")]
     assert third_party(files) <= set(THIRD_PARTY) | FROM_THE_RUNTIME
 
 
 def test_debian_packages_bring_what_their_modules_import() -> None:
-    helper_files = [*(REPO / "helper").glob("*.py")] + [
+    helper_files = [*(REPO / "helper").glob("*.py"), *CONTRACT.glob("*.py")] + [
         PACKAGE / name for name in helper_side() if name.endswith(".py")
     ]
     window_files = [p for p in PACKAGE.glob("*.py") if p.name not in helper_side()]

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from dbus_fast import Message
 
+from tungui_contract.bus import POLKIT_INTERFACE, POLKIT_PATH, Action
 from tungui_helper.callers import Caller
-from tungui_helper.contract import POLKIT_INTERFACE, POLKIT_PATH, Action
 from tungui_helper.polkit import TEMPORARY_AUTHORIZATION, Authority, Decision
 
 
@@ -284,7 +284,7 @@ def test_cancellation_ids_are_unique(polkit: FakePolkit, clock: Clock) -> None:
 
 
 def test_password_prompts_are_capped_per_user(polkit: FakePolkit) -> None:
-    from tungui_helper.errors import LimitsExceeded
+    from tungui_contract.errors import LimitsExceeded
     from tungui_helper.limits import PROMPTS_PER_USER
 
     auth = _slow(polkit)
@@ -317,7 +317,7 @@ def test_password_prompts_are_capped_per_user(polkit: FakePolkit) -> None:
 
 
 def test_checks_on_their_way_are_capped_below_the_bus_limit(polkit: FakePolkit) -> None:
-    from tungui_helper.errors import LimitsExceeded
+    from tungui_contract.errors import LimitsExceeded
     from tungui_helper.limits import POLKIT_CHECKS
 
     assert POLKIT_CHECKS < 128, "dbus-daemon's max_replies_per_connection on the system bus"

@@ -9,19 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tungui_helper.contract import MAX_ADDRESSES, MAX_PACKET, SPEC_SIGNATURES
-from tungui_helper.errors import InvalidArgument
-from tungui_helper.validate import (
-    bridge_spec,
-    capture_options,
-    changes,
-    check_addresses,
-    check_mac,
-    check_name,
-    check_target,
-    device_spec,
-    packet,
-)
+from tungui_contract.checks import check_addresses, check_mac, check_name, check_target
+from tungui_contract.errors import InvalidArgument
+from tungui_contract.keys import SPEC_SIGNATURES
+from tungui_contract.limits import MAX_ADDRESSES, MAX_PACKET
+from tungui_helper.validate import bridge_spec, capture_options, changes, device_spec, packet
 
 
 def spec(**values: Any) -> dict[str, tuple[str, Any]]:
@@ -104,7 +96,7 @@ def test_defaults() -> None:
     [
         ({}, "mode"),
         ({"mode": "tunnel"}, "mode"),
-        ({"mode": "tun", "mac": "02:00:00:00:00:01"}, "TAP only"),
+        ({"mode": "tun", "mac": "02:00:00:00:00:01"}, "only a TAP device can have one"),
         ({"mode": "tun", "master": "br0"}, "bridge"),
         ({"mode": "tap", "mtu": 67}, "MTU"),
         ({"mode": "tap", "mtu": 65536}, "MTU"),
