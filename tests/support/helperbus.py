@@ -9,7 +9,7 @@ from dbus_fast import Variant
 
 from tungui_helper.contract import BUS_NAME, INTERFACE, OBJECT_PATH, SPEC_SIGNATURES
 
-from .stack import bus_call
+from .buscall import bus_call
 
 
 def call(member: str, signature: str = "", *body: Any) -> list[Any]:
