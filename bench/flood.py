@@ -1,6 +1,6 @@
 """A packet flood with one window watching: CPU, bus traffic and memory of both sides.
 
-    sudo flock /tmp/tungui-stack.lock .venv/bin/python bench/flood.py \
+    sudo flock /tmp/tungui-stack.lock .venv/bin/python -m bench.flood \
         [--seconds 60] [--rate 500000] [--reference-rate 1000] [--max-rss 4096]
 
 Issue 4 ("Live traffic") asks, under a 500k packets/s flood with one window
@@ -11,7 +11,7 @@ that, twice in one invocation: a reference run at a low rate (1,000
 frames/s; 0 for none), then the flood, each with a freshly started helper
 and window, so the two columns of the table can be read side by side.
 
-The stack is the integration tests' (tests/integration/stack.py): a private
+The stack is the integration tests' (tests/support/): a private
 system bus, the real polkitd, the helper as root in a network namespace
 made for the run.  In that namespace a TAP device, ``flood0``, is held by a
 small C program that plays a VM: on command it writes Ethernet frames
@@ -69,18 +69,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-# The integration tests' stack (``integration.stack``) is the real stack.
-sys.path.insert(0, str(REPO_ROOT / "tests"))
-
-from benchlib import (  # noqa: E402
+from bench.benchlib import (
     BenchStack,
     compile_c,
     cpu_ticks,
     log,
     raise_interrupt,
 )
-from integration import stack  # noqa: E402
+from tests.support.buscall import dbus_daemon_call
+from tests.support.environment import base_env
+from tests.support.errors import StackError
+from tests.support.helper import HelperProcess
+from tests.support.names import REPO_ROOT
+from tests.support.netns import Netns
+from tests.support.polkit import remove_stale_rules
+from tests.support.processes import die_with_parent, missing_requirements, tail, terminate
+from tests.support.waiting import wait_until
 
 #: Namespace and temporary directory of a run: tungui-bench-flood-<pid>.
 NETNS_PREFIX = "tungui-bench-flood-"
@@ -292,7 +296,7 @@ class FrontEnd:
     """The window's process, seen from here: its announcements and latest counts."""
 
     def __init__(self, address: str, directory: Path, pythonpath: str) -> None:
-        env = stack.base_env(address, pythonpath)
+        env = base_env(address, pythonpath)
         runtime = directory / "runtime"
         runtime.mkdir(mode=0o700, exist_ok=True)
         env.update(QT_QPA_PLATFORM="offscreen", HOME=str(directory), XDG_RUNTIME_DIR=str(runtime))
@@ -308,7 +312,7 @@ class FrontEnd:
                 stderr=err,
                 text=True,
                 start_new_session=True,
-                preexec_fn=stack.die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.stats: dict[str, Any] = {}
@@ -338,13 +342,13 @@ class FrontEnd:
         except queue.Empty:
             message = {"event": f"nothing within {timeout:g} s"}
         if message.get("event") != "watching":
-            raise stack.StackError(
-                f"the window did not start watching ({message}):\n{stack.tail(self.stderr_path)}"
+            raise StackError(
+                f"the window did not start watching ({message}):\n{tail(self.stderr_path)}"
             )
         self.threads = {k: int(message[k]) for k in ("gui", "reader", "bus") if message.get(k)}
 
     def stop(self) -> None:
-        stack.terminate(self.proc)
+        terminate(self.proc)
 
 
 # --------------------------------------------------------------------------
@@ -372,15 +376,15 @@ class BusMonitor:
             stderr=subprocess.DEVNULL,
             text=True,
             start_new_session=True,
-            preexec_fn=stack.die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         assert self.proc.stdout is not None
         threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
         # Ready once it sees a message: make some until it does.
-        stack.wait_until(
-            lambda: stack.dbus_daemon_call(address, "GetId") and self.total(),
+        wait_until(
+            lambda: dbus_daemon_call(address, "GetId") and self.total(),
             what="dbus-monitor to see the bus",
         )
 
@@ -404,24 +408,24 @@ class BusMonitor:
             return Counter(self.counts)
 
     def stop(self) -> None:
-        stack.terminate(self.proc)
+        terminate(self.proc)
 
 
 class Vm:
     """The C program that holds ``flood0`` and writes frames into it."""
 
-    def __init__(self, netns: stack.Netns, binary: str) -> None:
+    def __init__(self, netns: Netns, binary: str) -> None:
         self.proc = subprocess.Popen(
             netns.exec_argv(binary, DEVICE),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             start_new_session=True,
-            preexec_fn=stack.die_with_parent,
+            preexec_fn=die_with_parent,
         )
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != "attached":
-            raise stack.StackError("the flood program could not attach to the TAP")
+            raise StackError("the flood program could not attach to the TAP")
         self.written: queue.Queue[int] = queue.Queue()
         threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
 
@@ -438,10 +442,10 @@ class Vm:
         self.proc.send_signal(signal.SIGUSR1)
 
     def stop(self) -> None:
-        stack.terminate(self.proc)
+        terminate(self.proc)
 
 
-def rx_packets(netns: stack.Netns) -> int:
+def rx_packets(netns: Netns) -> int:
     (link,) = netns.ip_json("-s", "link", "show", "dev", DEVICE)
     return int(link["stats64"]["rx"]["packets"])
 
@@ -463,7 +467,7 @@ class Sample:
 
 
 def sample(
-    netns: stack.Netns, helper: stack.HelperProcess, front: FrontEnd, vm: Vm, monitor: BusMonitor
+    netns: Netns, helper: HelperProcess, front: FrontEnd, vm: Vm, monitor: BusMonitor
 ) -> Sample:
     helper_rss, helper_hwm = memory(helper.pid)
     front_rss, front_hwm = memory(front.pid)
@@ -525,8 +529,8 @@ def one_run(
     label: str,
     rate: int,
     args: argparse.Namespace,
-    netns: stack.Netns,
-    helper: stack.HelperProcess,
+    netns: Netns,
+    helper: HelperProcess,
     vm: Vm,
     monitor: BusMonitor,
     address: str,
@@ -580,7 +584,7 @@ def one_run(
 
         start = time.monotonic()
         try:
-            stack.wait_until(caught_up, timeout=limit, interval=0.05, what="the window")
+            wait_until(caught_up, timeout=limit, interval=0.05, what="the window")
             run.caught_up_after = time.monotonic() - start
         except TimeoutError:
             log(f"{label}: the window is still {backlog(front.stats):,} packets behind")
@@ -593,7 +597,7 @@ def one_run(
         # Qt's offscreen platform says so for every window shown: not news.
         complaints = "\n".join(
             line
-            for line in stack.tail(front.stderr_path, 2000).splitlines()
+            for line in tail(front.stderr_path, 2000).splitlines()
             if line.strip() and "propagateSizeHints" not in line
         )
         if complaints:
@@ -817,7 +821,7 @@ def report(runs: Sequence[Run], args: argparse.Namespace) -> str:
 def bench_pythonpath(shim: Path) -> str:
     """PYTHONPATH under which the helper and the window are this tree's code.
 
-    Unlike ``stack.python_path``, always through a shim: an editable or
+    Unlike ``python_path``, always through a shim: an editable or
     installed ``tungui_helper`` elsewhere must not be what is measured.
     """
     shim.mkdir(parents=True, exist_ok=True)
@@ -846,7 +850,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.front_end:
         return front_end(*args.front_end)
-    missing = stack.missing_requirements()
+    missing = missing_requirements()
     missing += [
         f"{tool} is not installed" for tool in ("cc", "dbus-monitor") if not shutil.which(tool)
     ]
@@ -854,7 +858,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("cannot run: " + "; ".join(missing), file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, raise_interrupt)
-    stack.remove_stale_rules()
+    remove_stale_rules()
     bench = BenchStack(NETNS_PREFIX, pythonpath=lambda d: bench_pythonpath(d / "pythonpath"))
     bus, netns, helper, directory = bench.bus, bench.netns, bench.helper, bench.directory
     pythonpath = bench.pythonpath
@@ -871,7 +875,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         netns.ip("link", "set", DEVICE, "up")
         vm = Vm(netns, vm_binary)
         started.append(vm)
-        stack.wait_until(
+        wait_until(
             lambda: netns.ip_json("link", "show", "dev", DEVICE)[0]["operstate"] != "DOWN",
             what="carrier on the TAP",
         )
