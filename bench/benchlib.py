@@ -11,11 +11,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-# The integration tests' stack (``integration.stack``) is the real stack.
-sys.path.insert(0, str(REPO / "tests"))
-
-from integration import stack  # noqa: E402
+from tests.support.bus import DBusDaemon
+from tests.support.environment import python_path
+from tests.support.helper import HelperProcess
+from tests.support.netns import Netns
+from tests.support.polkit import PolkitDaemon
+from tests.support.processes import make_shared_tmpdir, pid_alive, run
 
 
 def log(text: str) -> None:
@@ -46,12 +47,12 @@ def compile_c(directory: Path, name: str, source: str) -> str:
 
 def remove_stale_netns(prefix: str) -> None:
     """Delete namespaces ``<prefix><pid>[-…]`` of runs that died without cleaning up."""
-    for line in stack.run(["ip", "netns", "list"]).stdout.splitlines():
+    for line in run(["ip", "netns", "list"]).stdout.splitlines():
         name = line.split()[0] if line.strip() else ""
         pid = name.removeprefix(prefix).split("-", 1)[0]
-        if name.startswith(prefix) and pid.isdigit() and not stack.pid_alive(int(pid)):
+        if name.startswith(prefix) and pid.isdigit() and not pid_alive(int(pid)):
             log(f"removing the namespace {name} of a dead run")
-            stack.run(["ip", "netns", "del", name], check=False)
+            run(["ip", "netns", "del", name], check=False)
 
 
 def raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -89,15 +90,15 @@ class BenchStack:
         prefix: str,
         *,
         pythonpath: Callable[[Path], str] | None = None,
-        helper_class: type[stack.HelperProcess] = stack.HelperProcess,
+        helper_class: type[HelperProcess] = HelperProcess,
         **helper_options: Any,
     ) -> None:
         remove_stale_netns(prefix)
-        self.directory = stack.make_shared_tmpdir(prefix)
+        self.directory = make_shared_tmpdir(prefix)
         self.pythonpath = (pythonpath or _tree_pythonpath)(self.directory)
-        self.bus = stack.DBusDaemon(self.directory)
-        self.polkit = stack.PolkitDaemon(self.bus.address, self.directory)
-        self.netns = stack.Netns(f"{prefix}{os.getpid()}")
+        self.bus = DBusDaemon(self.directory)
+        self.polkit = PolkitDaemon(self.bus.address, self.directory)
+        self.netns = Netns(f"{prefix}{os.getpid()}")
         self.helper = helper_class(
             self.bus.address,
             self.netns,
@@ -133,4 +134,4 @@ class BenchStack:
 
 
 def _tree_pythonpath(directory: Path) -> str:
-    return stack.python_path(directory / "shim")
+    return python_path(directory / "shim")

@@ -1,6 +1,6 @@
 """Capturing a flood: the helper's capture stream beside tcpdump, in one run.
 
-    sudo .venv/bin/python bench/capture.py [--seconds 5] [--snaplen 128]
+    sudo .venv/bin/python -m bench.capture [--seconds 5] [--snaplen 128]
 
 In a network namespace made for the run: a TUN device held by a small C
 program that drains it (as a VPN would), and a C sender that floods it with
@@ -24,13 +24,11 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from benchlib import BenchStack, compile_c, cpu_seconds  # noqa: E402
-from integration import stack  # noqa: E402
+from bench.benchlib import BenchStack, compile_c, cpu_seconds
+from tests.support.helper import HelperProcess
+from tests.support.netns import Netns
+from tests.support.waiting import wait_until
 
 #: The namespace and temporary directory of a run: tungui-bench-cap-<pid>.
 NETNS_PREFIX = "tungui-bench-cap-"
@@ -89,19 +87,19 @@ int main(int argc, char **argv) {
 """
 
 
-def tx_packets(netns: stack.Netns, name: str) -> int:
+def tx_packets(netns: Netns, name: str) -> int:
     (link,) = netns.ip_json("-s", "link", "show", "dev", name)
     return int(link["stats64"]["tx"]["packets"])
 
 
 async def capture_with_helper(
     address: str,
-    netns: stack.Netns,
+    netns: Netns,
     name: str,
     flood: str,
     seconds: float,
     snaplen: int,
-    helper: stack.HelperProcess,
+    helper: HelperProcess,
 ) -> dict[str, float]:
     from tungui.capture import parse_message
     from tungui.client import HelperClient
@@ -172,7 +170,7 @@ async def capture_with_helper(
 
 
 def capture_with_tcpdump(
-    netns: stack.Netns, name: str, flood: str, seconds: float, snaplen: int
+    netns: Netns, name: str, flood: str, seconds: float, snaplen: int
 ) -> dict[str, float]:
     dump = subprocess.Popen(
         netns.exec_argv("tcpdump", "-i", name, "-s", str(snaplen), "-w", "/dev/null", "-n"),
@@ -240,7 +238,7 @@ def main() -> int:
             netns.exec_argv(drain_bin, "flood0"), stdout=subprocess.PIPE, text=True
         )
         assert drain.stdout is not None and drain.stdout.readline().strip() == "attached"
-        stack.wait_until(
+        wait_until(
             lambda: netns.ip_json("link", "show", "dev", "flood0")[0]["operstate"] != "DOWN",
             what="carrier",
         )

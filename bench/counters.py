@@ -1,6 +1,6 @@
 """The helper's cost per Statistics tick with many devices.
 
-    sudo .venv/bin/python bench/counters.py [--devices 1000] [--ticks 200]
+    sudo .venv/bin/python -m bench.counters [--devices 1000] [--ticks 200]
 
 In a network namespace made for the run, with N TAP devices, it times what
 the helper does each tick: read /proc/net/dev, keep the listed devices, and

@@ -1,6 +1,6 @@
 """How fast the helper reads a TUN device it holds, beside a minimal C reader.
 
-    sudo .venv/bin/python bench/drain.py [--seconds 5] [--backlog 200000] [--repeat 7]
+    sudo .venv/bin/python -m bench.drain [--seconds 5] [--backlog 200000] [--repeat 7]
 
 In a network namespace made for the run, a C sender sends UDP datagrams
 through a TUN device (sendmmsg, pinned to CPU 0), and the device's program
@@ -36,15 +36,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "bench"))
-
-from benchlib import BenchStack, compile_c, cpu_seconds, log  # noqa: E402
-from capture import DRAIN_C, FLOOD_C  # noqa: E402
-from integration import stack  # noqa: E402
+from bench.benchlib import BenchStack, compile_c, cpu_seconds, log
+from bench.capture import DRAIN_C, FLOOD_C
+from tests.support.helper import HelperProcess
+from tests.support.netns import Netns
+from tests.support.waiting import wait_until
 
 PYTHON_READER = """
 import fcntl, os, struct, sys
@@ -88,7 +85,7 @@ int main(int argc, char **argv) {
 """
 
 
-def tx(netns: stack.Netns, name: str) -> tuple[int, int]:
+def tx(netns: Netns, name: str) -> tuple[int, int]:
     """The device's transmitted and dropped-on-transmit packet counters."""
     (link,) = netns.ip_json("-s", "link", "show", "dev", name)
     counters = link["stats64"]["tx"]
@@ -111,10 +108,10 @@ class Programs:
 
 
 def measure(
-    netns: stack.Netns, name: str, programs: Programs, args: argparse.Namespace, reader_pid: int
+    netns: Netns, name: str, programs: Programs, args: argparse.Namespace, reader_pid: int
 ) -> tuple[dict[str, float], dict[str, float]]:
     """The flood figures and the backlog figures of the program ``reader_pid``."""
-    stack.wait_until(
+    wait_until(
         lambda: netns.ip_json("link", "show", "dev", name)[0]["operstate"] != "DOWN",
         what=f"{name} to have carrier",
     )
@@ -129,7 +126,7 @@ def measure(
 
 
 def drain_backlog(
-    netns: stack.Netns, name: str, send: str, backlog: int, reader_pid: int
+    netns: Netns, name: str, send: str, backlog: int, reader_pid: int
 ) -> dict[str, float]:
     """Queue ``backlog`` packets while the reader is stopped; time how it drains them."""
     netns.ip("link", "set", name, "txqueuelen", str(backlog + 10_000))
@@ -160,7 +157,7 @@ def drain_backlog(
 
 
 def flood_through(
-    netns: stack.Netns, name: str, flood: str, seconds: float, reader_pid: int
+    netns: Netns, name: str, flood: str, seconds: float, reader_pid: int
 ) -> dict[str, float]:
     """Flood through ``name`` while ``reader_pid`` reads it; the figures."""
     sent_before, dropped_before = tx(netns, name)
@@ -182,7 +179,7 @@ def flood_through(
 
 
 def with_program(
-    netns: stack.Netns, argv: list[str], programs: Programs, args: argparse.Namespace
+    netns: Netns, argv: list[str], programs: Programs, args: argparse.Namespace
 ) -> tuple[dict[str, float], dict[str, float]]:
     """A program of ours reading a TUN made with ip."""
     netns.ip("tuntap", "add", "mode", "tun", "name", "drain0")
@@ -204,8 +201,8 @@ def with_program(
 
 async def with_helper(
     address: str,
-    netns: stack.Netns,
-    helper: stack.HelperProcess,
+    netns: Netns,
+    helper: HelperProcess,
     programs: Programs,
     args: argparse.Namespace,
 ) -> tuple[dict[str, float], dict[str, float]]:

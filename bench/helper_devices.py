@@ -3,7 +3,7 @@
 
 Brings up the real stack of the integration tests (a private system bus,
 the real polkitd, the helper as root in a network namespace of its own; see
-tests/integration/stack.py) and measures, in one invocation:
+tests/support/) and measures, in one invocation:
 
 1. ``--count`` TAP devices created, then deleted, one D-Bus call each
    (CreateDevice ``{"mode": "tap", "name": "bt%d", "persist": true}``, then
@@ -27,7 +27,7 @@ Needs root.  Touches nothing outside the namespaces it makes, except
 polkit's actions directory (the policy file is installed for the run and
 removed after, as the integration tests do).
 
-    sudo .venv/bin/python bench/helper_devices.py [--count 200] [--listed 1000]
+    sudo .venv/bin/python -m bench.helper_devices [--count 200] [--listed 1000]
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import os
 import platform
@@ -49,13 +48,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-# The integration tests' stack (``integration.stack``) is the real stack.
-sys.path.insert(0, str(REPO_ROOT / "tests"))
+from dbus_fast import Message, MessageType
 
-from benchlib import BenchStack, cpu_ticks, log, raise_interrupt  # noqa: E402
-from dbus_fast import Message, MessageType  # noqa: E402
-from integration import stack  # noqa: E402
+from bench.benchlib import BenchStack, cpu_ticks, log, raise_interrupt
+from tests.support.environment import base_env
+from tests.support.errors import StackError
+from tests.support.helper import HelperProcess
+from tests.support.names import DBUS_NAME, DBUS_PATH, HELPER_BUS_NAME, REPO_ROOT
+from tests.support.netns import Netns
+from tests.support.nobody import User
+from tests.support.polkit import PolkitDaemon, remove_stale_rules
+from tests.support.processes import missing_requirements, run
 
 if TYPE_CHECKING:
     from tungui.client import HelperClient
@@ -139,7 +142,7 @@ def report(f: Figures) -> str:
     lines = [versions_line("helper", f.versions_helper)]
     if f.versions_client != f.versions_helper:
         lines.append(versions_line("client", f.versions_client))
-    ip_version = stack.run(["ip", "-V"], check=False).stdout.strip()
+    ip_version = run(["ip", "-V"], check=False).stdout.strip()
     lines.append(f"kernel {platform.release()}, {ip_version}, {os.cpu_count()} CPUs")
     lines.append("")
 
@@ -207,7 +210,7 @@ def report(f: Figures) -> str:
 # The stack
 
 
-class TimedHelper(stack.HelperProcess):
+class TimedHelper(HelperProcess):
     """The stack's helper, noting when it is spawned.
 
     ``start`` reads :attr:`argv` right before it spawns the process, so the
@@ -224,7 +227,7 @@ class TimedHelper(stack.HelperProcess):
 
 def python_versions(python: str, env: dict[str, str]) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(
-        stack.run([python, "-c", VERSIONS_CODE], env=env, cwd=REPO_ROOT).stdout
+        run([python, "-c", VERSIONS_CODE], env=env, cwd=REPO_ROOT).stdout
     )
     return result
 
@@ -246,7 +249,7 @@ async def wait_idle(pid: int, *, timeout: float = 60.0) -> None:
 # The measurements
 
 
-def ip_loop(netns: stack.Netns, count: int) -> tuple[float, float]:
+def ip_loop(netns: Netns, count: int) -> tuple[float, float]:
     """``ip tuntap add`` then ``del``, one process per device; the two wall times."""
     add = [
         ["ip", "-n", netns.name, "tuntap", "add", "mode", "tap", "name", f"rt{i}"]
@@ -258,20 +261,20 @@ def ip_loop(netns: stack.Netns, count: int) -> tuple[float, float]:
     ]
     t0 = time.perf_counter()
     for argv in add:
-        stack.run(argv)
+        run(argv)
     t1 = time.perf_counter()
     made = sum(name.startswith("rt") for name in netns.link_names())
     t2 = time.perf_counter()
     for argv in delete:
-        stack.run(argv)
+        run(argv)
     t3 = time.perf_counter()
     if made != count:
-        raise stack.StackError(f"the ip loop made {made} devices, not {count}")
+        raise StackError(f"the ip loop made {made} devices, not {count}")
     return t1 - t0, t3 - t2
 
 
 async def helper_loop(
-    client: HelperClient, netns: stack.Netns, count: int, spec: dict[str, Any] = TAP_SPEC
+    client: HelperClient, netns: Netns, count: int, spec: dict[str, Any] = TAP_SPEC
 ) -> tuple[float, float]:
     """CreateDevice then DeleteDevice, one call per device; the two wall times."""
     prefix = str(spec["name"]).split("%", 1)[0]
@@ -286,10 +289,10 @@ async def helper_loop(
         await client.delete_device(name, interactive=False)
     t3 = time.perf_counter()
     if made != count or len(set(names)) != count:
-        raise stack.StackError(f"the helper made {made} devices ({len(set(names))} names)")
+        raise StackError(f"the helper made {made} devices ({len(set(names))} names)")
     left = [name for name in netns.link_names() if name.startswith(prefix)]
     if left:
-        raise stack.StackError(f"DeleteDevice left {left}")
+        raise StackError(f"DeleteDevice left {left}")
     return t1 - t0, t3 - t2
 
 
@@ -298,7 +301,7 @@ async def connect_as(address: str, user: str) -> HelperClient:
     caller's identity from the socket when it connects."""
     from tungui.client import HelperClient
 
-    account = stack.User.named(user)
+    account = User.named(user)
     os.setresgid(account.gid, account.gid, 0)
     os.setresuid(account.uid, account.uid, 0)
     try:
@@ -309,7 +312,7 @@ async def connect_as(address: str, user: str) -> HelperClient:
 
 
 async def user_loops(
-    address: str, helper: TimedHelper, polkit: stack.PolkitDaemon, netns: stack.Netns, f: Figures
+    address: str, helper: TimedHelper, polkit: PolkitDaemon, netns: Netns, f: Figures
 ) -> None:
     """The create/delete loop as a user granted manage, then the same asking polkit every call."""
     with polkit.grant("io.github.tungui.manage", USER):
@@ -343,13 +346,13 @@ async def count_listed(client: HelperClient, prefix: str) -> int:
 
 
 async def fill_namespace(
-    client: HelperClient, netns: stack.Netns, listed: int, directory: Path, f: Figures
+    client: HelperClient, netns: Netns, listed: int, directory: Path, f: Figures
 ) -> None:
     """Make ``listed`` TAP devices with one ``ip -batch``; wait until the helper lists them."""
     batch = directory / "tuntap.batch"
     batch.write_text("".join(f"tuntap add mode tap name lb{i}\n" for i in range(listed)), "ascii")
     t0 = time.perf_counter()
-    stack.run(["ip", "-n", netns.name, "-batch", str(batch)], timeout=600)
+    run(["ip", "-n", netns.name, "-batch", str(batch)], timeout=600)
     t1 = time.perf_counter()
     f.batch_seconds = t1 - t0
     deadline = t1 + max(30.0, listed * 0.05)
@@ -361,7 +364,7 @@ async def fill_namespace(
     f.seen_after = time.perf_counter() - t1
 
 
-async def list_latency(client: HelperClient, netns: stack.Netns, repeat: int, f: Figures) -> None:
+async def list_latency(client: HelperClient, netns: Netns, repeat: int, f: Figures) -> None:
     """ListDevices, the listing in a file and ``ip -d -s -j link show``, taken in turn."""
     argv = ["ip", "-n", netns.name, "-d", "-s", "-j", "link", "show"]
     for _ in range(2):  # warm up all three
@@ -381,7 +384,7 @@ async def list_latency(client: HelperClient, netns: stack.Netns, repeat: int, f:
         f.ip_show_times.append(t3 - t2)
         f.reply_devices = min(len(devices), len(in_file))
         if f.reply_devices < f.listed or not proc.stdout:
-            raise stack.StackError(f"the helper listed {len(devices)} and {len(in_file)} devices")
+            raise StackError(f"the helper listed {len(devices)} and {len(in_file)} devices")
 
 
 async def startup(client: HelperClient, helper: TimedHelper, f: Figures) -> None:
@@ -393,7 +396,7 @@ async def startup(client: HelperClient, helper: TimedHelper, f: Figures) -> None
             msg.message_type == MessageType.SIGNAL
             and msg.member == "NameOwnerChanged"
             and msg.body
-            and msg.body[0] == stack.HELPER_BUS_NAME
+            and msg.body[0] == HELPER_BUS_NAME
             and msg.body[2]
         ):
             owned.set()
@@ -402,13 +405,13 @@ async def startup(client: HelperClient, helper: TimedHelper, f: Figures) -> None
     client.bus.add_message_handler(on_message)
     rule = (
         "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',"
-        f"arg0='{stack.HELPER_BUS_NAME}'"
+        f"arg0='{HELPER_BUS_NAME}'"
     )
     await client.bus.call(
         Message(
-            destination=stack.DBUS_NAME,
-            path=stack.DBUS_PATH,
-            interface=stack.DBUS_NAME,
+            destination=DBUS_NAME,
+            path=DBUS_PATH,
+            interface=DBUS_NAME,
             member="AddMatch",
             signature="s",
             body=[rule],
@@ -429,7 +432,7 @@ async def startup(client: HelperClient, helper: TimedHelper, f: Figures) -> None
         t_answer = time.perf_counter()
         await starting
         if len(devices) < f.listed:
-            raise stack.StackError(f"the restarted helper listed {len(devices)} devices")
+            raise StackError(f"the restarted helper listed {len(devices)} devices")
         f.starts.append(t_answer - helper.spawned_at)
         f.owned.append(t_owned - helper.spawned_at)
     finally:
@@ -440,9 +443,9 @@ async def measure(
     args: argparse.Namespace,
     address: str,
     helper: TimedHelper,
-    polkit: stack.PolkitDaemon,
-    netns: stack.Netns,
-    reference: stack.Netns,
+    polkit: PolkitDaemon,
+    netns: Netns,
+    reference: Netns,
     directory: Path,
     f: Figures,
 ) -> None:
@@ -453,8 +456,8 @@ async def measure(
         # Warm up: the first call of each kind pays for imports and caches.
         name = await client.create_device(TAP_SPEC, interactive=False)
         await client.delete_device(name, interactive=False)
-        stack.run(["ip", "-n", reference.name, "tuntap", "add", "mode", "tap", "name", "warm"])
-        stack.run(["ip", "-n", reference.name, "tuntap", "del", "mode", "tap", "name", "warm"])
+        run(["ip", "-n", reference.name, "tuntap", "add", "mode", "tap", "name", "warm"])
+        run(["ip", "-n", reference.name, "tuntap", "del", "mode", "tap", "name", "warm"])
 
         log(f"ip loop: {args.count} x ip tuntap add, then del")
         f.ip_add, f.ip_del = ip_loop(reference, args.count)
@@ -514,25 +517,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    missing = stack.missing_requirements()
+    missing = missing_requirements()
     if missing:
         print("cannot run: " + "; ".join(missing), file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, raise_interrupt)
-    stack.remove_stale_rules()
+    remove_stale_rules()
     bench = BenchStack(NETNS_PREFIX, helper_class=TimedHelper, python=args.python)
     bus, netns, directory = bench.bus, bench.netns, bench.directory
     helper = bench.helper
     assert isinstance(helper, TimedHelper)
     pythonpath = bench.pythonpath
-    if importlib.util.find_spec("tungui_helper") is None:
-        sys.path[:0] = pythonpath.split(os.pathsep)
-    reference = stack.Netns(f"{NETNS_PREFIX}{os.getpid()}-ip")
+    reference = Netns(f"{NETNS_PREFIX}{os.getpid()}-ip")
     f = Figures(count=args.count, listed=args.listed)
     failed = True
     try:
-        f.versions_helper = python_versions(args.python, stack.base_env(bus.address, pythonpath))
-        f.versions_client = python_versions(sys.executable, stack.base_env(bus.address, pythonpath))
+        f.versions_helper = python_versions(args.python, base_env(bus.address, pythonpath))
+        f.versions_client = python_versions(sys.executable, base_env(bus.address, pythonpath))
         log("starting dbus-daemon, polkitd, the namespaces and the helper")
         bench.start()
         reference.create()

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """How long root waits for the helper while unprivileged users flood its free methods.
 
-    sudo .venv/bin/python bench/hostile.py [--devices 300] [--seconds 20]
-    sudo .venv-floor/bin/python bench/hostile.py   # Debian 12's dbus-fast and pyroute2
+    sudo .venv/bin/python -m bench.hostile [--devices 300] [--seconds 20]
+    sudo .venv-floor/bin/python -m bench.hostile   # Debian 12's dbus-fast and pyroute2
 
 Brings up the real stack of the integration tests (a private system bus,
 the real polkitd, the helper as root in a network namespace of its own),
@@ -15,7 +15,7 @@ waits until the helper lists them all.  Then, in one invocation, two runs of
    its own, and times each from send to reply (the listing's fd is closed
    unread: the round trip is the helper's part);
 2. flood: the same, while ``--processes`` processes of ``nobody``
-   (tests/integration/hostile_client.py in its ``flood`` mode) keep
+   (tests/support/hostile/client.py in its ``flood`` mode) keep
    ``--window`` calls in flight on each of ``--connections`` connections,
    each call one of the free methods (ListDevices, ListDevicesByFileDescriptor,
    Subscribe, WatchStatistics, UnwatchStatistics, GetPermissions, Introspect,
@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import importlib.util
 import json
 import os
 import platform
@@ -46,15 +45,15 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-# The integration tests' stack (``integration.stack``) is the real stack.
-sys.path.insert(0, str(REPO_ROOT / "tests"))
-
-from benchlib import BenchStack, log, raise_interrupt  # noqa: E402
-from integration import stack  # noqa: E402
+from bench.benchlib import BenchStack, log, raise_interrupt
+from tests.support.buscall import bus_call
+from tests.support.environment import base_env
+from tests.support.names import HELPER_BUS_NAME, HELPER_INTERFACE, HELPER_OBJECT_PATH
+from tests.support.polkit import remove_stale_rules
+from tests.support.processes import missing_requirements, run
+from tests.support.waiting import wait_until
 
 NETNS_PREFIX = "tungui-bench-hostile-"
 MEMBERS = ("ListDevices", "ListDevicesByFileDescriptor")
@@ -84,25 +83,25 @@ def fill_namespace(bench: BenchStack, devices: int) -> float:
     """Make ``devices`` TAPs with one ``ip -batch``; wait until the helper lists them all."""
     batch = bench.directory / "tuntap.batch"
     batch.write_text("".join(f"tuntap add mode tap name hb{i}\n" for i in range(devices)), "ascii")
-    stack.run(["ip", "-n", bench.netns.name, "-batch", str(batch)], timeout=600)
+    run(["ip", "-n", bench.netns.name, "-batch", str(batch)], timeout=600)
     t0 = time.perf_counter()
 
     def listed() -> bool:
-        (found,) = stack.bus_call(
+        (found,) = bus_call(
             bench.bus.address,
-            stack.HELPER_BUS_NAME,
-            stack.HELPER_OBJECT_PATH,
-            stack.HELPER_INTERFACE,
+            HELPER_BUS_NAME,
+            HELPER_OBJECT_PATH,
+            HELPER_INTERFACE,
             "ListDevices",
         )
         return sum(str(d["name"].value).startswith("hb") for d in found) >= devices
 
-    stack.wait_until(listed, timeout=max(30.0, devices * 0.05), what=f"{devices} devices listed")
+    wait_until(listed, timeout=max(30.0, devices * 0.05), what=f"{devices} devices listed")
     return time.perf_counter() - t0
 
 
 def cpu_of(pids: dict[str, list[int]]) -> dict[str, float]:
-    from integration import probes
+    from tests.support import probes
 
     totals = {}
     for name, group in pids.items():
@@ -118,7 +117,7 @@ def timed(
     bench: BenchStack, args: argparse.Namespace, label: str, pids: dict[str, list[int]]
 ) -> Run:
     """Root's calls for ``--seconds``; the CPU of ``pids`` meanwhile."""
-    from integration.probes import LatencyProbe
+    from tests.support.probes import LatencyProbe
 
     run = Run(label)
     probe = LatencyProbe(bench.bus.address, MEMBERS, interval=args.interval, timeout=5.0)
@@ -143,7 +142,7 @@ def flooded(
     bench: BenchStack, args: argparse.Namespace, seed: int, pids: dict[str, list[int]]
 ) -> Run:
     """The timed run with nobody's flood going on."""
-    from integration import hostile
+    from tests.support.hostile import processes as hostile
 
     contract = hostile.contract(["lo"])
     settings = [
@@ -182,7 +181,7 @@ def report(
     idle: Run,
     flood: Run,
 ) -> str:
-    from integration.probes import Latencies
+    from tests.support.probes import Latencies
 
     lines = [
         f"helper: Python {versions['python']}, dbus-fast {versions['dbus-fast']}, "
@@ -243,10 +242,10 @@ def report(
     ]
     if flood.helper_died is not None:
         lines.append(f"  the helper DIED during the flood (exit status {flood.helper_died})")
-    for run in (idle, flood):
+    for timed_run in (idle, flood):
         lines.append(
-            f"CPU during {run.label} (% of one core): "
-            + ", ".join(f"{name} {100 * v:.0f}" for name, v in run.cpu.items())
+            f"CPU during {timed_run.label} (% of one core): "
+            + ", ".join(f"{name} {100 * v:.0f}" for name, v in timed_run.cpu.items())
         )
     return "\n".join(lines)
 
@@ -267,20 +266,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    missing = stack.missing_requirements()
+    missing = missing_requirements()
     if missing:
         print("cannot run: " + "; ".join(missing), file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, raise_interrupt)
-    stack.remove_stale_rules()
+    remove_stale_rules()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     bench = BenchStack(NETNS_PREFIX)
-    if importlib.util.find_spec("tungui_helper") is None:
-        sys.path[:0] = bench.pythonpath.split(os.pathsep)  # integration.hostile needs the contract
     failed = True
     try:
-        env = stack.base_env(bench.bus.address, bench.pythonpath)
-        versions = json.loads(stack.run([sys.executable, "-c", VERSIONS_CODE], env=env).stdout)
+        env = base_env(bench.bus.address, bench.pythonpath)
+        versions = json.loads(run([sys.executable, "-c", VERSIONS_CODE], env=env).stdout)
         log("starting dbus-daemon, polkitd, the namespace and the helper")
         bench.start()
         log(f"making {args.devices} TAP devices")

@@ -1,6 +1,6 @@
 """Window benchmarks: cold start to the first painted window, and the model's cost per update.
 
-    .venv/bin/python bench/window.py [--platform offscreen|xcb] [--devices 1000]
+    .venv/bin/python -m bench.window [--platform offscreen|xcb] [--devices 1000]
 
 1. Cold start: a fresh process runs ``tungui``'s window (no helper is needed
    for the first paint: the window shows "Connecting…") and reports when the
@@ -23,12 +23,9 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from unit.devicedicts import listed_tap
+from tests.unit.devicedicts import listed_tap
 
 CHILD_TUNGUI = textwrap.dedent(
     """

@@ -1,6 +1,6 @@
 """Screenshots of the real window under Xvfb, against the real stack.
 
-    sudo .venv/bin/python scripts/screenshot.py [OUTDIR]   (default: screenshots/)
+    sudo .venv/bin/python -m scripts.screenshot [OUTDIR]   (default: screenshots/)
 
 Brings up a private system bus, polkitd and the helper in a network
 namespace (the test stack), makes a few devices there, runs the window on
@@ -19,10 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from integration import stack  # noqa: E402
+from tests.support.bus import DBusDaemon
+from tests.support.buscall import bus_call
+from tests.support.environment import python_path
+from tests.support.helper import HelperProcess
+from tests.support.names import REPO_ROOT
+from tests.support.netns import Netns, remove_stale_netns
+from tests.support.polkit import PolkitDaemon
+from tests.support.processes import make_shared_tmpdir
+from tests.support.waiting import wait_until
 
 
 def start_xvfb() -> subprocess.Popen[bytes]:
@@ -35,12 +40,12 @@ def start_xvfb() -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    stack.wait_until(lambda: Path(f"/tmp/.X11-unix/X{number}").exists(), what="Xvfb")
+    wait_until(lambda: Path(f"/tmp/.X11-unix/X{number}").exists(), what="Xvfb")
     os.environ["DISPLAY"] = f":{number}"
     return proc
 
 
-def make_devices(netns: stack.Netns) -> None:
+def make_devices(netns: Netns) -> None:
     """A small lab: a bridge with two TAPs, a TUN for a VPN, one made by `ip`."""
     from dbus_fast import Variant
 
@@ -51,7 +56,7 @@ def make_devices(netns: stack.Netns) -> None:
 
     def call(member: str, **spec: object) -> None:
         body = {k: Variant(SPEC_SIGNATURES[k], v) for k, v in spec.items()}
-        stack.bus_call(address, BUS_NAME, OBJECT_PATH, INTERFACE, member, "a{sv}", [body])
+        bus_call(address, BUS_NAME, OBJECT_PATH, INTERFACE, member, "a{sv}", [body])
 
     call("CreateBridge", name="labbr0", up=True, addresses=["192.0.2.1/24"])
     call(
@@ -98,7 +103,7 @@ sys.stdin.read()
 """
 
 
-def hold_vm1(netns: stack.Netns) -> subprocess.Popen[str]:
+def hold_vm1(netns: Netns) -> subprocess.Popen[str]:
     """Play the VM: hold vm1 open (as QEMU would), so the bridge has a live port."""
     proc = subprocess.Popen(
         ["ip", "netns", "exec", netns.name, "python3", "-c", HOLDER],
@@ -110,7 +115,7 @@ def hold_vm1(netns: stack.Netns) -> subprocess.Popen[str]:
     return proc
 
 
-def shoot(outdir: Path, address: str, helper: stack.HelperProcess) -> list[Path]:
+def shoot(outdir: Path, address: str, helper: HelperProcess) -> list[Path]:
     """Run the window and write the PNGs."""
     os.environ["QT_QPA_PLATFORM"] = "xcb"
     from PySide6.QtCore import QSettings, QTimer
@@ -221,27 +226,27 @@ def shoot(outdir: Path, address: str, helper: stack.HelperProcess) -> list[Path]
 
 
 def main() -> int:
-    outdir = Path(sys.argv[1] if len(sys.argv) > 1 else REPO / "screenshots").resolve()
+    outdir = Path(sys.argv[1] if len(sys.argv) > 1 else REPO_ROOT / "screenshots").resolve()
     outdir.mkdir(parents=True, exist_ok=True)
-    stack.remove_stale_netns()
-    directory = stack.make_shared_tmpdir("tungui-shots-")
-    bus = stack.DBusDaemon(directory)
-    netns = stack.Netns(f"tungui-shots-{os.getpid()}")
+    remove_stale_netns()
+    directory = make_shared_tmpdir("tungui-shots-")
+    bus = DBusDaemon(directory)
+    netns = Netns(f"tungui-shots-{os.getpid()}")
     xvfb = start_xvfb()
     polkit = None
     helper = None
     try:
         bus.start()
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
-        polkit = stack.PolkitDaemon(bus.address, directory)
+        polkit = PolkitDaemon(bus.address, directory)
         polkit.start()
         netns.create()
         os.environ["TUNGUI_SHOTS_NETNS"] = netns.name
-        helper = stack.HelperProcess(
+        helper = HelperProcess(
             bus.address,
             netns,
             directory,
-            pythonpath=stack.python_path(directory / "shim"),
+            pythonpath=python_path(directory / "shim"),
         )
         helper.start()
         make_devices(netns)

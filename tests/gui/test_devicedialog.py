@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from pytestqt.qtbot import QtBot
-from unit.devicedicts import NOBODY, lab_tap
 
+from tests.unit.devicedicts import NOBODY, lab_tap
 from tungui.devicedialog import DeviceDialog
 from tungui_contract.checks import check_mac
 

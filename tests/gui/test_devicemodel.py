@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtTest import QAbstractItemModelTester
-from unit.devicedicts import listed_tap as tap
 
+from tests.unit.devicedicts import listed_tap as tap
 from tungui.commands import ip_commands
 from tungui.devicemodel import COLUMNS, DEVICE_ROLE, DeviceFilterModel, DeviceTableModel
 

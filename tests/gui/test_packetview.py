@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from unit.tshark import tshark_fields
 
+from tests.unit.tshark import tshark_fields
 from tungui.packetview import LIVE_RATE, PacketModel, PacketWindow, StreamReader
 from tungui_contract.capture import CAPTURE_FORMAT_BLOCK, CAPTURE_HEADER, CAPTURE_RATE
 

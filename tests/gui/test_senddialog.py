@@ -8,9 +8,9 @@ import dpkt
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QPlainTextEdit, QWidget
 from pytestqt.qtbot import QtBot
-from unit.devicedicts import send_tap
-from unit.devicedicts import send_tun as tun
 
+from tests.unit.devicedicts import send_tap
+from tests.unit.devicedicts import send_tun as tun
 from tungui.senddialog import SendDialog
 
 

@@ -1,1 +1,1 @@
-"""Integration tests on the real stack; a package so ``stack`` imports as ``integration.stack``."""
+"""Integration tests on the real stack (tests/support brings it up)."""

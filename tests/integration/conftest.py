@@ -1,4 +1,4 @@
-"""Fixtures that bring up the real stack (see stack.py and /work/shared/TESTING.md).
+"""Fixtures that bring up the real stack (see tests/support and /work/shared/TESTING.md).
 
 Session-scoped: ``stack_dir``, ``bus``, ``polkit``, ``netns``, ``helper_process``.
 Function-scoped: ``clean_netns``, ``helper``, ``grant``, ``ip``, ``ip_json``,
@@ -19,11 +19,18 @@ from typing import Any
 
 import pytest
 
-from . import stack
-from .polkitagent import PolkitAgents
-from .stack import DBusDaemon, HelperProcess, Netns, PolkitDaemon
+from tests.support import environment, nobody
+from tests.support.bus import DBusDaemon
+from tests.support.errors import StackError
+from tests.support.helper import HelperProcess
+from tests.support.names import NETNS_PREFIX
+from tests.support.netns import Netns, remove_stale_netns
+from tests.support.nobody import NobodyPython, RunAsNobody, SpawnNobodyPython, run_as_user
+from tests.support.polkit import Grant, PolkitDaemon, remove_stale_rules
+from tests.support.polkitagent import PolkitAgents
+from tests.support.processes import make_shared_tmpdir, missing_requirements, terminate
 
-_MISSING = stack.missing_requirements()
+_MISSING = missing_requirements()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -48,7 +55,7 @@ def stack_dir() -> Iterator[Path]:
     Kept when TUNGUI_TEST_KEEP_TMP=1 (its path is printed).
     """
     _require_stack()
-    path = stack.make_shared_tmpdir()
+    path = make_shared_tmpdir()
     yield path
     if os.environ.get("TUNGUI_TEST_KEEP_TMP") == "1":
         print(f"\ntungui test stack files kept in {path}")
@@ -76,7 +83,7 @@ def bus(stack_dir: Path) -> Iterator[DBusDaemon]:
 @pytest.fixture(scope="session")
 def polkit(bus: DBusDaemon, stack_dir: Path) -> Iterator[PolkitDaemon]:
     """The real polkitd on the private bus, with the project's actions installed."""
-    stack.remove_stale_rules()
+    remove_stale_rules()
     daemon = PolkitDaemon(bus.address, stack_dir)
     try:
         daemon.start()
@@ -84,13 +91,13 @@ def polkit(bus: DBusDaemon, stack_dir: Path) -> Iterator[PolkitDaemon]:
     finally:
         try:
             daemon.stop()
-        except stack.StackError as exc:
+        except StackError as exc:
             print(f"\npolkitd log:\n{daemon.log_text()}")
             raise exc from None
 
 
 @pytest.fixture
-def grant(polkit: PolkitDaemon) -> stack.Grant:
+def grant(polkit: PolkitDaemon) -> Grant:
     """``with grant(action_id, user="nobody", result="YES"): ...`` — see PolkitDaemon.grant."""
     return polkit.grant
 
@@ -99,8 +106,8 @@ def grant(polkit: PolkitDaemon) -> stack.Grant:
 def netns() -> Iterator[Netns]:
     """A network namespace for the session, named tungui-test-<pid>, deleted afterwards."""
     _require_stack()
-    stack.remove_stale_netns()
-    ns = Netns(f"{stack.NETNS_PREFIX}{os.getpid()}")
+    remove_stale_netns()
+    ns = Netns(f"{NETNS_PREFIX}{os.getpid()}")
     try:
         ns.create()
         yield ns
@@ -132,7 +139,7 @@ def ip_json(netns: Netns) -> Callable[..., list[dict[str, Any]]]:
 @pytest.fixture(scope="session")
 def python_path(stack_dir: Path) -> str:
     """PYTHONPATH under which tungui and tungui_helper import from this repo."""
-    return stack.python_path(stack_dir / "pythonpath")
+    return environment.python_path(stack_dir / "pythonpath")
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +158,7 @@ def helper_process(
                 status = proc.stop()
                 if status not in (0, -15):
                     died = status
-        except stack.StackError:
+        except StackError:
             proc.kill()
             died = -1
         if died is not None:
@@ -187,7 +194,7 @@ def helper(
 
 
 @pytest.fixture
-def run_as_nobody(bus: DBusDaemon) -> stack.RunAsNobody:
+def run_as_nobody(bus: DBusDaemon) -> RunAsNobody:
     """``run_as_nobody(argv, *, user="nobody", env=None, input=None, timeout=30,
     check=False, cwd=None)``: run a command as nobody against the private bus."""
 
@@ -201,7 +208,7 @@ def run_as_nobody(bus: DBusDaemon) -> stack.RunAsNobody:
         check: bool = False,
         cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        return stack.run_as_user(
+        return run_as_user(
             argv,
             user=user,
             bus_address=bus.address,
@@ -216,7 +223,7 @@ def run_as_nobody(bus: DBusDaemon) -> stack.RunAsNobody:
 
 
 @pytest.fixture
-def nobody_python(bus: DBusDaemon, python_path: str) -> stack.NobodyPython:
+def nobody_python(bus: DBusDaemon, python_path: str) -> NobodyPython:
     """``nobody_python(code, *, preimport=(), user="nobody", env=None, input=None,
     timeout=30, check=False, cwd=None)``: run Python code as nobody; the
     imports (defaults plus ``preimport``) happen as root first."""
@@ -232,7 +239,7 @@ def nobody_python(bus: DBusDaemon, python_path: str) -> stack.NobodyPython:
         check: bool = False,
         cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        return stack.nobody_python(
+        return nobody.nobody_python(
             code,
             bus_address=bus.address,
             preimport=preimport,
@@ -249,7 +256,7 @@ def nobody_python(bus: DBusDaemon, python_path: str) -> stack.NobodyPython:
 
 
 @pytest.fixture
-def spawn_nobody_python(bus: DBusDaemon, python_path: str) -> Iterator[stack.SpawnNobodyPython]:
+def spawn_nobody_python(bus: DBusDaemon, python_path: str) -> Iterator[SpawnNobodyPython]:
     """Like nobody_python but returns the Popen (text pipes on stdin, stdout,
     stderr) at once; every process it started is killed after the test."""
     procs: list[subprocess.Popen[str]] = []
@@ -262,7 +269,7 @@ def spawn_nobody_python(bus: DBusDaemon, python_path: str) -> Iterator[stack.Spa
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
     ) -> subprocess.Popen[str]:
-        proc = stack.spawn_nobody_python(
+        proc = nobody.spawn_nobody_python(
             code,
             bus_address=bus.address,
             preimport=preimport,
@@ -276,7 +283,7 @@ def spawn_nobody_python(bus: DBusDaemon, python_path: str) -> Iterator[stack.Spa
 
     yield spawn
     for proc in procs:
-        stack.terminate(proc)
+        terminate(proc)
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()

@@ -16,17 +16,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from .helperbus import busctl_argv
-from .stack import (
-    REPO_ROOT,
-    DBusDaemon,
-    Netns,
-    PolkitDaemon,
-    make_shared_tmpdir,
-    name_has_owner,
-    remove_stale_netns,
-    wait_until,
-)
+from tests.support.bus import DBusDaemon
+from tests.support.buscall import name_has_owner
+from tests.support.helperbus import busctl_argv
+from tests.support.names import REPO_ROOT
+from tests.support.netns import Netns, remove_stale_netns
+from tests.support.polkit import PolkitDaemon
+from tests.support.processes import make_shared_tmpdir
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from .helperbus import busctl_argv, create, devices
-from .stack import DBusDaemon, HelperProcess, Netns, NobodyPython, RunAsNobody, SpawnNobodyPython
-from .stack import Grant as GrantFixture
+from tests.support.bus import DBusDaemon
+from tests.support.helper import HelperProcess
+from tests.support.helperbus import busctl_argv, create, devices
+from tests.support.netns import Netns
+from tests.support.nobody import NobodyPython, RunAsNobody, SpawnNobodyPython
+from tests.support.polkit import Grant as GrantFixture
 
 pytestmark = pytest.mark.integration
 

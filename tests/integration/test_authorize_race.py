@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import pytest
 
-from .helperbus import create, create_bridge, variants
-from .polkitagent import PolkitAgents
-from .stack import HelperProcess, Netns, wait_until
+from tests.support.helper import HelperProcess
+from tests.support.helperbus import create, create_bridge, variants
+from tests.support.netns import Netns
+from tests.support.polkitagent import PolkitAgents
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

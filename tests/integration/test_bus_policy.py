@@ -25,15 +25,10 @@ from typing import Any
 
 import pytest
 
-from .stack import (
-    HELPER_BUS_NAME,
-    HELPER_INTERFACE,
-    HELPER_OBJECT_PATH,
-    DBusDaemon,
-    HelperProcess,
-    NobodyPython,
-    RunAsNobody,
-)
+from tests.support.bus import DBusDaemon
+from tests.support.helper import HelperProcess
+from tests.support.names import HELPER_BUS_NAME, HELPER_INTERFACE, HELPER_OBJECT_PATH
+from tests.support.nobody import NobodyPython, RunAsNobody
 
 pytestmark = pytest.mark.integration
 

@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.bus import DBusDaemon
+from tests.support.helper import HelperProcess
+from tests.support.helperbus import busctl_argv, create
+from tests.support.netns import Netns
+from tests.support.nobody import RunAsNobody, SpawnNobodyPython
+from tests.support.traffic import Reader, udp, udp_for
+from tests.support.waiting import wait_until
 from tungui.capture import Packet, ask_rate, read_packets
 from tungui.client import HelperClient
-
-from .helperbus import busctl_argv, create
-from .stack import DBusDaemon, HelperProcess, Netns, RunAsNobody, SpawnNobodyPython, wait_until
-from .traffic import Reader, udp, udp_for
 
 pytestmark = pytest.mark.integration
 
@@ -196,8 +199,8 @@ def test_an_injected_echo_request_gets_its_reply(helper: HelperProcess, clean_ne
 
 
 def test_a_packet_longer_than_the_mtu_is_refused(helper: HelperProcess, clean_netns: Netns) -> None:
-    from .helperbus import call
-    from .stack import DBusCallError
+    from tests.support.errors import DBusCallError
+    from tests.support.helperbus import call
 
     name = create(mode="tun", name="big%d", persist=True, mtu=576)
     with pytest.raises(DBusCallError) as refused:
@@ -209,8 +212,8 @@ def test_a_packet_longer_than_the_mtu_is_refused(helper: HelperProcess, clean_ne
 def test_a_virtio_net_header_is_not_counted_against_the_mtu(
     helper: HelperProcess, clean_netns: Netns
 ) -> None:
-    from .helperbus import call
-    from .stack import DBusCallError
+    from tests.support.errors import DBusCallError
+    from tests.support.helperbus import call
 
     name = create(mode="tun", name="vnet%d", persist=True, mtu=576, vnet_hdr=True, up=True)
     header = bytes(10)  # struct virtio_net_hdr: no checksum offload, no GSO

@@ -17,14 +17,16 @@ from dbus_fast import Message, Variant
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.errors import DBusCallError
+from tests.support.helper import HelperProcess
+from tests.support.helperbus import call, create, create_bridge, devices
+from tests.support.netns import Netns
+from tests.support.waiting import wait_until
 from tungui.client import HelperClient
 from tungui_contract import __version__
 from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
 from tungui_contract.keys import SPEC_SIGNATURES
 from tungui_helper.wire import ASCII_ONLY
-
-from .helperbus import call, create, create_bridge, devices
-from .stack import DBusCallError, HelperProcess, Netns, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -214,7 +216,7 @@ def test_malformed_specs_never_hurt_the_helper(
 def test_non_ascii_input_and_names_never_cost_the_helper_its_bus(
     helper: HelperProcess, clean_netns: Netns, bus: Any
 ) -> None:
-    from .helperbus import busctl_argv
+    from tests.support.helperbus import busctl_argv
 
     # Echoed in the error message: the reply must still be well-formed.
     result = subprocess.run(

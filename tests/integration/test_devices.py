@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 
-from .helperbus import call, create, devices, variants
-from .stack import DBusCallError, HelperProcess, Netns, wait_until
+from tests.support.errors import DBusCallError
+from tests.support.helper import HelperProcess
+from tests.support.helperbus import call, create, devices, variants
+from tests.support.netns import Netns
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

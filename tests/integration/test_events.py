@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from tests.support import helperbus
+from tests.support.helper import HelperProcess
+from tests.support.netns import Netns
 from tungui.client import HelperClient
-
-from . import helperbus
-from .stack import HelperProcess, Netns
 
 pytestmark = pytest.mark.integration
 

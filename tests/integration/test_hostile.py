@@ -1,7 +1,7 @@
 """A hostile local user against the helper, for a minute: the soak of issue 10.
 
 ``nobody``, holding no polkit grant, runs :data:`PROCESSES` processes of
-hostile_client.py with several bus connections each.  From one seed they
+tests/support/hostile/client.py with several bus connections each.  From one seed they
 send random well-formed calls to every method of the interface (free ones
 and ones needing polkit, some allowing interactive authorization), malformed
 calls, arguments of megabytes or a hundred thousand items, signals, calls,
@@ -38,11 +38,17 @@ from typing import Any
 
 import pytest
 
-from . import hostile, stack
-from .helperbus import call, create, create_bridge
-from .hostile import HostileClients
-from .probes import HelperWatch, LatencyProbe, cpu_seconds
-from .soak import (
+from tests.support.bus import DBusDaemon
+from tests.support.buscall import name_owner_pid
+from tests.support.helper import HelperProcess
+from tests.support.helperbus import call, create, create_bridge
+from tests.support.hostile import processes as hostile
+from tests.support.hostile.processes import HostileClients
+from tests.support.names import HELPER_BUS_NAME
+from tests.support.netns import Netns
+from tests.support.polkit import PolkitDaemon
+from tests.support.probes import HelperWatch, LatencyProbe, cpu_seconds
+from tests.support.soak import (
     describe,
     namespace_state,
     root_warm_up,
@@ -50,7 +56,6 @@ from .soak import (
     tally_failures,
     tally_report,
 )
-from .stack import DBusDaemon, HelperProcess, Netns, PolkitDaemon, name_owner_pid
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +84,7 @@ HUGE_INTERVAL = 2.0
 #: that wait behind it about 4 ms per MB (dbus-daemon checks and copies it, the
 #: helper reads and unmarshals it), whatever the helper does with it.
 HUGE_BYTES = 4_000_000
-#: Each process opens with one message bigger still (hostile_client.OPENING):
+#: Each process opens with one message bigger still (client.OPENING in tests/support/hostile):
 #: a name of 9.5 MB of control bytes, whose repr() (38 MB) is more than the
 #: bus's 32 MiB limit, in a message under it.
 BIGGEST_BYTES = 9_500_000
@@ -299,9 +304,9 @@ def _soak(
         failures += tally_failures(total, contract, kinds, MAX_ERROR_CHARS)
 
     # -- still serving
-    owner = name_owner_pid(bus.address, stack.HELPER_BUS_NAME)
+    owner = name_owner_pid(bus.address, HELPER_BUS_NAME)
     if not helper.running or owner != helper.pid:
-        failures.append(f"{stack.HELPER_BUS_NAME} is owned by pid {owner}, not by the helper")
+        failures.append(f"{HELPER_BUS_NAME} is owned by pid {owner}, not by the helper")
     try:
         made = create(mode="tap", name="soakend0", persist=True)
         assert clean_netns.link(made) is not None, "CreateDevice answered but made nothing"

@@ -14,17 +14,14 @@ from typing import Any
 
 import pytest
 
-from .helperbus import call, devices, variants
-from .stack import (
-    DBusCallError,
-    DBusDaemon,
-    HelperProcess,
-    Netns,
-    SpawnNobodyPython,
-    bus_call,
-    name_owner_pid,
-    wait_until,
-)
+from tests.support.bus import DBusDaemon
+from tests.support.buscall import bus_call, name_owner_pid
+from tests.support.errors import DBusCallError
+from tests.support.helper import HelperProcess
+from tests.support.helperbus import call, devices, variants
+from tests.support.netns import Netns
+from tests.support.nobody import SpawnNobodyPython
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from .helperbus import create, devices
-from .stack import HelperProcess, Netns, wait_until
+from tests.support.helper import HelperProcess
+from tests.support.helperbus import create, devices
+from tests.support.netns import Netns
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

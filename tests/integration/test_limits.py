@@ -17,6 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.bus import DBusDaemon
+from tests.support.helper import HelperProcess
+from tests.support.helperbus import busctl_argv, call, create
+from tests.support.netns import Netns
+from tests.support.nobody import RunAsNobody, SpawnNobodyPython
+from tests.support.polkit import Grant as GrantFixture
+from tests.support.polkit import PolkitDaemon
+from tests.support.waiting import wait_until
 from tungui_helper.limits import (
     CALLS_PER_CONNECTION,
     CALLS_PER_USER,
@@ -25,18 +33,6 @@ from tungui_helper.limits import (
     PROMPTS_PER_USER,
     TRANSIENT_DEVICES_PER_USER,
 )
-
-from .helperbus import busctl_argv, call, create
-from .stack import (
-    DBusDaemon,
-    HelperProcess,
-    Netns,
-    PolkitDaemon,
-    RunAsNobody,
-    SpawnNobodyPython,
-    wait_until,
-)
-from .stack import Grant as GrantFixture
 
 pytestmark = pytest.mark.integration
 

@@ -14,17 +14,13 @@ from typing import Any
 
 import pytest
 
-from .helperbus import create, create_bridge
-from .stack import (
-    DBusDaemon,
-    HelperProcess,
-    Netns,
-    NobodyPython,
-    SpawnNobodyPython,
-    User,
-    wait_until,
-)
-from .stack import Grant as GrantFixture
+from tests.support.bus import DBusDaemon
+from tests.support.helper import HelperProcess
+from tests.support.helperbus import create, create_bridge
+from tests.support.netns import Netns
+from tests.support.nobody import NobodyPython, SpawnNobodyPython, User
+from tests.support.polkit import Grant as GrantFixture
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -14,16 +14,13 @@ from xml.etree import ElementTree
 import pytest
 from dbus_fast import Variant
 
-from .helperbus import devices, variants
-from .polkitagent import CALLER_PID, SUBJECT_PID, PolkitAgents, process_subject
-from .stack import (
-    POLKIT_POLICY_FILE,
-    HelperProcess,
-    Netns,
-    PolkitDaemon,
-    bus_name_subject,
-    wait_until,
-)
+from tests.support.helper import HelperProcess
+from tests.support.helperbus import devices, variants
+from tests.support.names import POLKIT_POLICY_FILE
+from tests.support.netns import Netns
+from tests.support.polkit import PolkitDaemon, bus_name_subject
+from tests.support.polkitagent import CALLER_PID, SUBJECT_PID, PolkitAgents, process_subject
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from .helperbus import devices
-from .stack import HelperProcess, NobodyPython, wait_until
+from tests.support.helper import HelperProcess
+from tests.support.helperbus import devices
+from tests.support.nobody import NobodyPython
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,11 @@ import time
 
 import pytest
 
-from .helperbus import call, devices
-from .stack import HelperProcess, Netns, SpawnNobodyPython, wait_until
+from tests.support.helper import HelperProcess
+from tests.support.helperbus import call, devices
+from tests.support.netns import Netns
+from tests.support.nobody import SpawnNobodyPython
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -16,20 +16,22 @@ from typing import Any
 
 import pytest
 
-from . import stack
-from .stack import (
+from tests.support.bus import DBusDaemon
+from tests.support.buscall import dbus_daemon_call, name_has_owner, name_owner_pid
+from tests.support.helper import HelperProcess
+from tests.support.names import (
+    ACTION_CAPTURE,
     ACTION_MANAGE,
     ACTIONS,
+    DBUS_NAME_FLAG_DO_NOT_QUEUE,
+    DBUS_POLICY_FILE,
     HELPER_BUS_NAME,
-    DBusDaemon,
-    Grant,
-    HelperProcess,
-    Netns,
-    NobodyPython,
-    PolkitDaemon,
-    RunAsNobody,
-    SpawnNobodyPython,
+    HELPER_SOURCE_DIR,
 )
+from tests.support.netns import Netns
+from tests.support.nobody import NobodyPython, RunAsNobody, SpawnNobodyPython
+from tests.support.polkit import Grant, PolkitDaemon, bus_name_subject, process_subject
+from tests.support.processes import run
 
 pytestmark = pytest.mark.integration
 
@@ -73,8 +75,8 @@ def test_bus_listens_where_everyone_can_reach_it(bus: DBusDaemon) -> None:
     assert os.environ["DBUS_SYSTEM_BUS_ADDRESS"] == bus.address
     assert stat.S_ISSOCK(bus.socket_path.stat().st_mode)
     assert bus.socket_path.parent.stat().st_mode & 0o777 == 0o755
-    assert str(stack.DBUS_POLICY_FILE) in bus.config_path.read_text()
-    assert stack.dbus_daemon_call(bus.address, "GetId")[0]
+    assert str(DBUS_POLICY_FILE) in bus.config_path.read_text()
+    assert dbus_daemon_call(bus.address, "GetId")[0]
 
 
 def test_nobody_connects_as_uid_65534(nobody_python: NobodyPython) -> None:
@@ -135,8 +137,8 @@ def test_nobody_cannot_own_the_helper_name(nobody_python: NobodyPython) -> None:
 def test_root_may_own_the_helper_name(bus: DBusDaemon) -> None:
     # 1: now the owner; 3: the helper already owns it (a session that
     # started it earlier). Either way the policy let root ask.
-    (reply,) = stack.dbus_daemon_call(
-        bus.address, "RequestName", "su", HELPER_BUS_NAME, stack.DBUS_NAME_FLAG_DO_NOT_QUEUE
+    (reply,) = dbus_daemon_call(
+        bus.address, "RequestName", "su", HELPER_BUS_NAME, DBUS_NAME_FLAG_DO_NOT_QUEUE
     )
     assert reply in (1, 3)
 
@@ -156,7 +158,7 @@ def test_run_as_nobody_uses_the_private_bus(bus: DBusDaemon, run_as_nobody: RunA
         ]
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split()[1].strip('"') == stack.dbus_daemon_call(bus.address, "GetId")[0]
+    assert proc.stdout.split()[1].strip('"') == dbus_daemon_call(bus.address, "GetId")[0]
 
 
 # -- polkit
@@ -169,7 +171,7 @@ def test_polkitd_knows_our_actions(polkit: PolkitDaemon) -> None:
 
 @pytest.mark.parametrize("action", ACTIONS)
 def test_root_is_authorized(polkit: PolkitDaemon, action: str) -> None:
-    result = polkit.check(action, stack.process_subject(os.getpid()))
+    result = polkit.check(action, process_subject(os.getpid()))
     assert result.authorized
 
 
@@ -181,7 +183,7 @@ def test_nobody_is_not_authorized(
     by_process = polkit.check_user(action)
     assert not by_process.authorized
     assert by_process.challenge
-    by_name = polkit.check(action, stack.bus_name_subject(nobody_connection))
+    by_name = polkit.check(action, bus_name_subject(nobody_connection))
     assert not by_name.authorized
     assert by_name.challenge
 
@@ -189,24 +191,24 @@ def test_nobody_is_not_authorized(
 def test_grant_allows_nobody_for_the_with_block_only(
     polkit: PolkitDaemon, grant: Grant, nobody_connection: str
 ) -> None:
-    subject = stack.bus_name_subject(nobody_connection)
+    subject = bus_name_subject(nobody_connection)
     assert not polkit.check(ACTION_MANAGE, subject).authorized
     with grant(ACTION_MANAGE) as rules_file:
         assert rules_file.exists()
         assert polkit.check(ACTION_MANAGE, subject).authorized
         assert polkit.check_user(ACTION_MANAGE).authorized
         # Only that action.
-        assert not polkit.check_user(stack.ACTION_CAPTURE).authorized
+        assert not polkit.check_user(ACTION_CAPTURE).authorized
     assert not rules_file.exists()
     assert not polkit.check(ACTION_MANAGE, subject).authorized
     assert not polkit.check_user(ACTION_MANAGE).authorized
 
 
 def test_grant_can_say_no_without_challenge(polkit: PolkitDaemon, grant: Grant) -> None:
-    with grant(stack.ACTION_CAPTURE, result="NO"):
-        result = polkit.check_user(stack.ACTION_CAPTURE)
+    with grant(ACTION_CAPTURE, result="NO"):
+        result = polkit.check_user(ACTION_CAPTURE)
         assert (result.authorized, result.challenge) == (False, False)
-    assert polkit.check_user(stack.ACTION_CAPTURE).challenge
+    assert polkit.check_user(ACTION_CAPTURE).challenge
 
 
 # -- the namespace
@@ -215,7 +217,7 @@ def test_grant_can_say_no_without_challenge(polkit: PolkitDaemon, grant: Grant) 
 def test_clean_netns_removes_every_link_but_lo(
     clean_netns: Netns, ip: Callable[..., str], ip_json: Callable[..., list[dict[str, Any]]]
 ) -> None:
-    host_links = stack.run(["ip", "-j", "link", "show"]).stdout
+    host_links = run(["ip", "-j", "link", "show"]).stdout
     ip("tuntap", "add", "mode", "tap", "name", "tgtest0")
     ip("link", "add", "tgveth0", "type", "veth", "peer", "name", "tgveth1")
     assert {"tgtest0", "tgveth0", "tgveth1"} <= set(clean_netns.link_names())
@@ -224,20 +226,20 @@ def test_clean_netns_removes_every_link_but_lo(
     assert set(deleted) >= {"tgtest0", "tgveth0"}
     assert clean_netns.link_names() == ["lo"]
     # The machine's own interfaces were not touched.
-    assert stack.run(["ip", "-j", "link", "show"]).stdout == host_links
+    assert run(["ip", "-j", "link", "show"]).stdout == host_links
 
 
 # -- the helper (needs helper/__main__.py)
 
 needs_helper = pytest.mark.skipif(
-    not (stack.HELPER_SOURCE_DIR / "__main__.py").exists(),
+    not (HELPER_SOURCE_DIR / "__main__.py").exists(),
     reason="the helper (helper/__main__.py) is not written yet",
 )
 
 
 @needs_helper
 def test_helper_owns_its_name_inside_the_namespace(bus: DBusDaemon, helper: HelperProcess) -> None:
-    assert stack.name_owner_pid(bus.address, HELPER_BUS_NAME) == helper.pid
+    assert name_owner_pid(bus.address, HELPER_BUS_NAME) == helper.pid
     helper_ns = Path(f"/proc/{helper.pid}/ns/net").stat().st_ino
     assert helper_ns == Path(f"/run/netns/{helper.netns.name}").stat().st_ino
     assert helper_ns != Path("/proc/self/ns/net").stat().st_ino
@@ -248,7 +250,7 @@ def test_helper_can_be_restarted(bus: DBusDaemon, helper: HelperProcess) -> None
     old_pid = helper.pid
     status = helper.stop()
     assert status in (0, -signal.SIGTERM), helper.stderr_text()
-    assert not stack.name_has_owner(bus.address, HELPER_BUS_NAME)
+    assert not name_has_owner(bus.address, HELPER_BUS_NAME)
     helper.start()
     assert helper.pid != old_pid
-    assert stack.name_owner_pid(bus.address, HELPER_BUS_NAME) == helper.pid
+    assert name_owner_pid(bus.address, HELPER_BUS_NAME) == helper.pid

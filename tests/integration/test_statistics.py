@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from tests.support.helper import HelperProcess
+from tests.support.netns import Netns
+from tests.support.traffic import Reader, udp
 from tungui.client import HelperClient
-
-from .stack import HelperProcess, Netns
-from .traffic import Reader, udp
 
 pytestmark = pytest.mark.integration
 

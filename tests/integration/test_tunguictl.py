@@ -13,11 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from unit.tshark import tshark_fields
 
-from .helperbus import call, create, variants
-from .stack import HelperProcess, Netns, NobodyPython, wait_until
-from .traffic import Reader, udp
+from tests.support.helper import HelperProcess
+from tests.support.helperbus import call, create, variants
+from tests.support.netns import Netns
+from tests.support.nobody import NobodyPython
+from tests.support.traffic import Reader, udp
+from tests.support.waiting import wait_until
+from tests.unit.tshark import tshark_fields
 
 pytestmark = pytest.mark.integration
 

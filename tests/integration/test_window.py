@@ -27,13 +27,14 @@ from PySide6.QtWidgets import (
     QPushButton,
     QWidget,
 )
-from unit.tshark import tshark_fields
 
+from tests.support.bus import DBusDaemon
+from tests.support.helper import HelperProcess
+from tests.support.helperbus import create
+from tests.support.netns import Netns
+from tests.unit.tshark import tshark_fields
 from tungui.app import App
 from tungui.client import HelperClient
-
-from .helperbus import create
-from .stack import DBusDaemon, HelperProcess, Netns
 
 pytestmark = pytest.mark.integration
 
@@ -216,9 +217,8 @@ def test_watch_packets_of_a_device(
     import shutil
     import subprocess
 
+    from tests.support.traffic import Reader, udp
     from tungui.packetview import PacketWindow
-
-    from .traffic import Reader, udp
 
     name = create(mode="tun", name="watch%d", persist=True, addresses=["192.0.2.1/24"], up=True)
     qtbot.waitUntil(lambda: name in names(app), timeout=TIMEOUT)

@@ -50,9 +50,12 @@ from typing import Any, TypeVar
 from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-from . import stack
+from .bus import DBusDaemon
+from .buscall import dbus_daemon_call
+from .errors import DBusCallError, StackError
+from .names import DBUS_NAME, DBUS_PATH, POLKIT_BUS_NAME, POLKIT_INTERFACE, POLKIT_PATH
 from .polkitcaller import Caller, spawn_caller
-from .stack import DBusCallError, StackError
+from .waiting import DEFAULT_TIMEOUT
 
 T = TypeVar("T")
 
@@ -66,7 +69,7 @@ CALLER_PID = "polkit.caller-pid"
 POLKIT_BUS_POLICY = Path("/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf")
 
 
-def let_polkit_call_agents(bus: stack.DBusDaemon) -> None:
+def let_polkit_call_agents(bus: DBusDaemon) -> None:
     """Include polkit's D-Bus policy in the test bus's configuration, as a
     system bus does; without it polkitd may not call BeginAuthentication."""
     include = f"<include>{POLKIT_BUS_POLICY}</include>"
@@ -76,7 +79,7 @@ def let_polkit_call_agents(bus: stack.DBusDaemon) -> None:
     if not POLKIT_BUS_POLICY.is_file():
         raise StackError(f"{POLKIT_BUS_POLICY} is missing (Debian package polkitd)")
     bus.config_path.write_text(config.replace("</busconfig>", f"  {include}\n</busconfig>"))
-    stack.dbus_daemon_call(bus.address, "ReloadConfig")  # answered once reloaded
+    dbus_daemon_call(bus.address, "ReloadConfig")  # answered once reloaded
 
 
 def process_subject(pid: int) -> tuple[str, dict[str, Variant]]:
@@ -95,7 +98,7 @@ class _Loop:
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = stack.DEFAULT_TIMEOUT) -> T:
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = DEFAULT_TIMEOUT) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
@@ -183,7 +186,7 @@ class Agent:
             raise StackError("the agent is not connected")
         return self._bus
 
-    def wait_for_prompt(self, timeout: float = stack.DEFAULT_TIMEOUT) -> Prompt:
+    def wait_for_prompt(self, timeout: float = DEFAULT_TIMEOUT) -> Prompt:
         """The next prompt polkit sent (in order); TimeoutError if none comes."""
         try:
             return self._prompts.get(timeout=timeout)
@@ -201,9 +204,9 @@ class Agent:
     async def _authority(self, member: str, signature: str, body: list[Any]) -> list[Any]:
         reply = await self.bus.call(
             Message(
-                destination=stack.POLKIT_BUS_NAME,
-                path=stack.POLKIT_PATH,
-                interface=stack.POLKIT_INTERFACE,
+                destination=POLKIT_BUS_NAME,
+                path=POLKIT_PATH,
+                interface=POLKIT_INTERFACE,
                 member=member,
                 signature=signature,
                 body=body,
@@ -219,7 +222,7 @@ class Agent:
             bus_address=self.bus_address, bus_type=BusType.SYSTEM
         ).connect()
         self._bus.add_message_handler(self._on_message)
-        (self._polkit,) = await self._dbus("GetNameOwner", "s", [stack.POLKIT_BUS_NAME])
+        (self._polkit,) = await self._dbus("GetNameOwner", "s", [POLKIT_BUS_NAME])
         await self._authority(
             "RegisterAuthenticationAgent", "(sa{sv})ss", [list(self.subject), "C", self.object_path]
         )
@@ -227,9 +230,9 @@ class Agent:
 
     async def _dbus(self, member: str, signature: str, body: list[Any]) -> list[Any]:
         msg = Message(
-            destination=stack.DBUS_NAME,
-            path=stack.DBUS_PATH,
-            interface=stack.DBUS_NAME,
+            destination=DBUS_NAME,
+            path=DBUS_PATH,
+            interface=DBUS_NAME,
             member=member,
             signature=signature,
             body=body,
@@ -301,7 +304,7 @@ class PolkitAgents:
     """What the ``polkit_agent`` fixture hands out: agents and callers,
     all ended by :meth:`close`."""
 
-    def __init__(self, bus: stack.DBusDaemon, *, pythonpath: str | None = None) -> None:
+    def __init__(self, bus: DBusDaemon, *, pythonpath: str | None = None) -> None:
         let_polkit_call_agents(bus)
         self.bus_address = bus.address
         self.pythonpath = pythonpath

@@ -1,5 +1,5 @@
 """A slow reader: a connection of nobody's that sends bursts of calls and reads no reply
-for seconds (hostile_client.py runs a few).
+for seconds (client.py runs a few).
 
 It talks to the bus over a plain socket (authentication, Hello and calls
 written by hand, :func:`marshal_call`) so that no library reads the replies
@@ -18,7 +18,7 @@ import struct
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .hostile_client import Client
+    from .client import Client
 
 
 class SlowReader:

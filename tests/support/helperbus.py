@@ -10,7 +10,7 @@ from dbus_fast import Variant
 from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
 from tungui_contract.keys import SPEC_SIGNATURES
 
-from .stack import bus_call
+from .buscall import bus_call
 
 
 def call(member: str, signature: str = "", *body: Any) -> list[Any]:

@@ -2,8 +2,8 @@
 collect what they report.
 
 Shared by test_hostile.py (the soak) and bench/hostile.py (the free methods
-flooded).  nobody's processes run ``hostile_client.py`` (its docstring has
-the conversation over their pipes); probes.py measures the helper meanwhile.
+flooded).  nobody's processes run ``client.py`` (its docstring has
+the conversation over their pipes); ``tests/support/probes.py`` measures the helper meanwhile.
 """
 
 from __future__ import annotations
@@ -23,9 +23,12 @@ from xml.etree import ElementTree
 
 from tungui_contract.keys import SPEC_SIGNATURES
 
-from . import stack
+from ..errors import StackError
+from ..names import HELPER_BUS_NAME, HELPER_INTERFACE, HELPER_OBJECT_PATH, REPO_ROOT
+from ..nobody import User, nobody_python_argv, nobody_python_env
+from ..processes import tail, terminate
 
-INTERFACE_XML = stack.REPO_ROOT / "resources" / "dbus" / "io.github.tungui.Helper1.xml"
+INTERFACE_XML = REPO_ROOT / "resources" / "dbus" / "io.github.tungui.Helper1.xml"
 #: The methods anyone may call (the interface XML says "Free." of each).
 FREE_METHODS = (
     "ListDevices",
@@ -37,14 +40,15 @@ FREE_METHODS = (
 )
 #: StartCapture's options, as the interface XML documents them.
 CAPTURE_OPTIONS = {"snaplen": "u", "max_rate": "u"}
-#: The client runs from the tests' directory, imported as root before the drop.
-CLIENT_MODULE = "integration.hostile_client"
-CLIENT_CODE = "from integration.hostile_client import main\nmain()\n"
-CLIENT_PATH = str(stack.REPO_ROOT / "tests")
+#: The client runs from this tree (``tests.support.hostile.client``), imported as
+#: root before the drop.
+CLIENT_MODULE = "tests.support.hostile.client"
+CLIENT_CODE = f"from {CLIENT_MODULE} import main\nmain()\n"
+CLIENT_PATH = str(REPO_ROOT)
 
 
 def contract(targets: Sequence[str]) -> dict[str, Any]:
-    """The contract as hostile_client.py takes it: the interface XML's methods and keys."""
+    """The contract as client.py takes it: the interface XML's methods and keys."""
     root = ElementTree.parse(INTERFACE_XML).getroot()  # our own, trusted file
     members = {
         m.attrib["name"]: "".join(
@@ -54,16 +58,16 @@ def contract(targets: Sequence[str]) -> dict[str, Any]:
     }
     missing = [m for m in FREE_METHODS if m not in members]
     if missing:
-        raise stack.StackError(f"free methods missing from the interface XML: {missing}")
+        raise StackError(f"free methods missing from the interface XML: {missing}")
     dict_keys = {
         member: (CAPTURE_OPTIONS if member == "StartCapture" else dict(SPEC_SIGNATURES))
         for member, signature in members.items()
         if "a{sv}" in signature
     }
     return {
-        "bus_name": stack.HELPER_BUS_NAME,
-        "path": stack.HELPER_OBJECT_PATH,
-        "interface": stack.HELPER_INTERFACE,
+        "bus_name": HELPER_BUS_NAME,
+        "path": HELPER_OBJECT_PATH,
+        "interface": HELPER_INTERFACE,
         "members": members,
         "free": list(FREE_METHODS),
         "dict_keys": dict_keys,
@@ -76,18 +80,16 @@ def contract(targets: Sequence[str]) -> dict[str, Any]:
 
 
 class HostileProcess:
-    """One hostile_client.py as nobody; its stderr goes to ``log``."""
+    """One client.py as nobody; its stderr goes to ``log``."""
 
     def __init__(self, bus_address: str, log: Path, settings: dict[str, Any], nice: int) -> None:
         self.log = log
         self.settings = settings
-        argv = stack.nobody_python_argv(
-            CLIENT_CODE, user=stack.User.named("nobody"), preimport=[CLIENT_MODULE]
-        )
+        argv = nobody_python_argv(CLIENT_CODE, user=User.named("nobody"), preimport=[CLIENT_MODULE])
         with log.open("wb") as err:
             self.proc = subprocess.Popen(
                 argv,
-                env=stack.nobody_python_env(bus_address, CLIENT_PATH, None),
+                env=nobody_python_env(bus_address, CLIENT_PATH, None),
                 cwd="/",
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -119,15 +121,15 @@ class HostileProcess:
         except queue.Empty:
             line = ""
         if not line:
-            stack.terminate(self.proc)
-            raise stack.StackError(
+            terminate(self.proc)
+            raise StackError(
                 f"hostile client {self.settings['process']} printed nothing "
-                f"(exit {self.proc.poll()}):\n{stack.tail(self.log)}"
+                f"(exit {self.proc.poll()}):\n{tail(self.log)}"
             )
         return line
 
     def kill(self) -> None:
-        stack.terminate(self.proc)
+        terminate(self.proc)
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
                 with contextlib.suppress(OSError):
@@ -140,7 +142,7 @@ class HostileClients:
     Args:
         bus_address: the private bus.
         directory: where their logs go.
-        settings: one dict of hostile_client.Settings per process.
+        settings: one dict of client.Settings per process.
         nice: their niceness, so that they do not starve the processes under test.
     """
 
@@ -167,7 +169,7 @@ class HostileClients:
         for p in self.processes:
             line = p.expect(timeout)
             if line != "ready":
-                raise stack.StackError(f"hostile client {p.settings['process']} said {line!r}")
+                raise StackError(f"hostile client {p.settings['process']} said {line!r}")
 
     def go(self) -> None:
         self.started = time.monotonic()
@@ -187,8 +189,8 @@ class HostileClients:
             line = p.expect(max(0.1, deadline - time.monotonic()))
             status = p.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             if status != 0:
-                raise stack.StackError(
-                    f"hostile client {p.settings['process']} exited {status}:\n{stack.tail(p.log)}"
+                raise StackError(
+                    f"hostile client {p.settings['process']} exited {status}:\n{tail(p.log)}"
                 )
             tallies.append(json.loads(line))
         return tallies

@@ -1,7 +1,7 @@
 """Random D-Bus values for a hostile local user's messages, and the contract they aim at.
 
-Used by ``hostile_messages.py`` (what nobody sends) and so by
-``hostile_client.py``, which runs as ``nobody``: dbus-fast and the standard
+Used by ``messages.py`` (what nobody sends) and so by
+``client.py``, which runs as ``nobody``: dbus-fast and the standard
 library only, never tungui or tungui_helper.  The client knows the helper as
 any local user can, from the contract the test hands over (:class:`Contract`).
 Every choice comes from one seeded ``random.Random``, so a run is replayed

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-from .stack import Netns, wait_until
+from .netns import Netns
+from .waiting import wait_until
 
 READER = """
 import fcntl, os, select, struct, sys

@@ -1,4 +1,4 @@
-"""A hostile local user's client of the helper, run as ``nobody`` (see hostile.py).
+"""A hostile local user's client of the helper, run as ``nobody`` (see processes.py).
 
 Uses dbus-fast and the standard library only, never tungui or
 tungui_helper: it is what any local user could write.  It talks to root
@@ -11,7 +11,7 @@ over its pipes:
 
 Two modes.  ``soak``: each bus connection walks at random, from the seed,
 over well-formed calls, malformed calls, huge arguments, messages carrying
-fds and short-lived connections (:mod:`hostile_messages` builds them),
+fds and short-lived connections (:mod:`.messages` builds them),
 paced to ``rate`` messages a second per process, with one huge message
 every ``huge_interval`` seconds at the process's own phase; beside them,
 slow readers on plain sockets send bursts of calls and leave the replies
@@ -38,9 +38,9 @@ from typing import Any
 from dbus_fast import BusType, Message, MessageFlag, MessageType
 from dbus_fast.aio import MessageBus
 
-from .hostile_messages import Mischief, Outgoing
-from .hostile_reader import SlowReader
-from .hostile_values import Contract, marshals_unicode
+from .messages import Mischief, Outgoing
+from .reader import SlowReader
+from .values import Contract, marshals_unicode
 
 #: Calls unanswered this long count as unanswered; so do those pending at the end.
 REPLY_TIMEOUT = 10.0

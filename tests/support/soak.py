@@ -12,9 +12,11 @@ from typing import Any
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 
-from . import stack
+from .buscall import run_coroutine
+from .helper import HelperProcess
+from .names import HELPER_BUS_NAME, HELPER_INTERFACE, HELPER_OBJECT_PATH
+from .netns import Netns
 from .probes import Latencies, Sample
-from .stack import HelperProcess, Netns
 
 
 def namespace_state(netns: Netns) -> dict[str, Any]:
@@ -60,9 +62,9 @@ def root_warm_up(helper: HelperProcess, address: str) -> int:
             ):
                 reply = await bus.call(
                     Message(
-                        destination=stack.HELPER_BUS_NAME,
-                        path=stack.HELPER_OBJECT_PATH,
-                        interface=stack.HELPER_INTERFACE,
+                        destination=HELPER_BUS_NAME,
+                        path=HELPER_OBJECT_PATH,
+                        interface=HELPER_INTERFACE,
                         member=member,
                         signature=signature,
                         body=body,
@@ -74,7 +76,7 @@ def root_warm_up(helper: HelperProcess, address: str) -> int:
         finally:
             bus.disconnect()
 
-    stack.run_coroutine(calls())
+    run_coroutine(calls())
     counts: list[int] = []
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

@@ -21,7 +21,9 @@ from pathlib import Path
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 
-from . import stack
+from .errors import StackError
+from .helper import HelperProcess
+from .names import HELPER_BUS_NAME, HELPER_INTERFACE, HELPER_OBJECT_PATH
 
 # --------------------------------------------------------------------------
 # Root's timed calls
@@ -97,7 +99,7 @@ class LatencyProbe:
         if self._error is not None:
             raise self._error
         if not self._ready.is_set():
-            raise stack.StackError("the latency probe did not start")
+            raise StackError("the latency probe did not start")
 
     def stop(self) -> dict[str, Latencies]:
         self._stop.set()
@@ -140,9 +142,9 @@ class LatencyProbe:
     async def _call(self, bus: MessageBus, member: str) -> str | None:
         """One call; None if it was answered, else what went wrong."""
         msg = Message(
-            destination=stack.HELPER_BUS_NAME,
-            path=stack.HELPER_OBJECT_PATH,
-            interface=stack.HELPER_INTERFACE,
+            destination=HELPER_BUS_NAME,
+            path=HELPER_OBJECT_PATH,
+            interface=HELPER_INTERFACE,
             member=member,
         )
         try:
@@ -175,7 +177,7 @@ def vm_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text("ascii").splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
-    raise stack.StackError(f"no VmRSS in /proc/{pid}/status")
+    raise StackError(f"no VmRSS in /proc/{pid}/status")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -188,7 +190,7 @@ class HelperWatch:
     """Samples the helper's fd count and VmRSS every ``interval`` in a thread,
     until stopped or until the helper is gone (:attr:`gone_at`)."""
 
-    def __init__(self, helper: stack.HelperProcess, *, interval: float = 0.1) -> None:
+    def __init__(self, helper: HelperProcess, *, interval: float = 0.1) -> None:
         self.helper = helper
         self.pid = helper.pid
         self.interval = interval
@@ -202,7 +204,7 @@ class HelperWatch:
         try:
             fds = self.helper.fd_count()
             rss = vm_rss_kib(self.pid)
-        except (OSError, stack.StackError):
+        except (OSError, StackError):
             return None
         return Sample(time.monotonic() - self.started, fds, rss)
 

@@ -24,8 +24,11 @@ from typing import Any
 
 from dbus_fast import Variant
 
-from . import stack
-from .stack import DBusCallError, StackError
+from .errors import DBusCallError, StackError
+from .names import HELPER_BUS_NAME, HELPER_INTERFACE, HELPER_OBJECT_PATH
+from .nobody import spawn_nobody_python
+from .processes import terminate
+from .waiting import DEFAULT_TIMEOUT
 
 
 def _to_json(value: Any) -> Any:
@@ -55,7 +58,7 @@ def _from_json(value: Any) -> Any:
     return value
 
 
-# Runs as nobody (see stack.spawn_nobody_python), with the two functions above.
+# Runs as nobody (see spawn_nobody_python), with the two functions above.
 CALLER_CODE = f"""\
 from __future__ import annotations
 import asyncio, json, sys
@@ -112,7 +115,7 @@ class PendingCall:
         """Whether the reply (or error) has come."""
         return self._answer.done()
 
-    def result(self, timeout: float = stack.DEFAULT_TIMEOUT) -> list[Any]:
+    def result(self, timeout: float = DEFAULT_TIMEOUT) -> list[Any]:
         """The reply's body; :class:`DBusCallError` for an error reply."""
         try:
             answer = self._answer.result(timeout)
@@ -122,7 +125,7 @@ class PendingCall:
             raise DBusCallError(answer["error"], answer["message"])
         return list(_from_json(answer["body"]))
 
-    def error(self, timeout: float = stack.DEFAULT_TIMEOUT) -> DBusCallError:
+    def error(self, timeout: float = DEFAULT_TIMEOUT) -> DBusCallError:
         """The error the call ended with; AssertionError if it succeeded."""
         try:
             body = self.result(timeout)
@@ -139,7 +142,7 @@ class Caller:
     (or five minutes): :meth:`close` ends both.
     """
 
-    def __init__(self, proc: subprocess.Popen[str], *, timeout: float = stack.DEFAULT_TIMEOUT):
+    def __init__(self, proc: subprocess.Popen[str], *, timeout: float = DEFAULT_TIMEOUT):
         assert proc.stdout is not None and proc.stderr is not None
         self.proc = proc
         self.pid = proc.pid
@@ -186,9 +189,9 @@ class Caller:
         signature: str = "",
         *body: Any,
         interactive: bool = True,
-        destination: str = stack.HELPER_BUS_NAME,
-        path: str = stack.HELPER_OBJECT_PATH,
-        interface: str = stack.HELPER_INTERFACE,
+        destination: str = HELPER_BUS_NAME,
+        path: str = HELPER_OBJECT_PATH,
+        interface: str = HELPER_INTERFACE,
     ) -> PendingCall:
         """Make the call (the helper's method ``member`` by default, with
         ALLOW_INTERACTIVE_AUTHORIZATION if ``interactive``); returns at once.
@@ -216,9 +219,9 @@ class Caller:
 
     def close(self) -> None:
         """End the process, and with it what polkit kept for it."""
-        stack.terminate(self.proc)
+        terminate(self.proc)
         for reader in self._readers:
-            reader.join(stack.DEFAULT_TIMEOUT)  # both pipes end with the process
+            reader.join(DEFAULT_TIMEOUT)  # both pipes end with the process
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 with contextlib.suppress(OSError):
@@ -227,7 +230,7 @@ class Caller:
 
 def spawn_caller(bus_address: str, *, pythonpath: str | None, user: str = "nobody") -> Caller:
     """Start a :class:`Caller` as ``user`` and wait until it is on the bus."""
-    proc = stack.spawn_nobody_python(
+    proc = spawn_nobody_python(
         CALLER_CODE, bus_address=bus_address, user=user, pythonpath=pythonpath
     )
     return Caller(proc)

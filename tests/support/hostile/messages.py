@@ -1,6 +1,6 @@
 """What a hostile local user sends the helper: well-formed, malformed and huge calls, and fds.
 
-The messages of ``hostile_client.py``, which runs as ``nobody``: this module
+The messages of ``client.py``, which runs as ``nobody``: this module
 uses dbus-fast and the standard library only, never tungui or tungui_helper,
 and knows the helper as any local user can, from the contract the test hands
 over (:class:`Contract`).  Every choice comes from one seeded
@@ -26,7 +26,7 @@ from typing import Any
 
 from dbus_fast import Message, MessageType, Variant
 
-from .hostile_values import VARIANT_TYPES, Contract, Values, complete_types
+from .values import VARIANT_TYPES, Contract, Values, complete_types
 
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
 PROPERTIES = "org.freedesktop.DBus.Properties"

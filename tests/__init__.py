@@ -1,0 +1,1 @@
+"""The tungui project's tests, and the harness (``support``) the benchmarks and scripts share."""
