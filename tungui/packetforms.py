@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tungui_contract.limits import Framing
+from tungui_contract.limits import DEFAULT_MTU, Framing
 
 from .form import Problems
 from .packets import (
@@ -72,7 +72,7 @@ def framing(device: Mapping[str, Any]) -> Framing:
 
 def max_length(device: Mapping[str, Any]) -> int:
     """The longest write the device takes, headers included, as the helper checks it."""
-    return framing(device).longest(int(device.get("mtu", 1500)))
+    return framing(device).longest(int(device.get("mtu", DEFAULT_MTU)))
 
 
 def min_length(device: Mapping[str, Any]) -> int:
@@ -303,7 +303,7 @@ def _check_length(out: _Collector, packet: bytes, device: Mapping[str, Any]) -> 
         out.add(
             "length",
             f"The packet is {len(packet) - headers} bytes; {name} takes at most "
-            f"{longest - headers} (MTU {device.get('mtu', 1500)}).",
+            f"{longest - headers} (MTU {device.get('mtu', DEFAULT_MTU)}).",
         )
     elif len(packet) < shortest:
         out.add(

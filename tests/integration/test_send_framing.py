@@ -17,7 +17,6 @@ import asyncio
 import ipaddress
 import os
 import select
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -225,7 +224,8 @@ def _arp_reply(seen: Seen) -> bool:
     if not seen.outgoing or seen.protocol != ETH_P_ARP:
         return False
     arp = dpkt.ethernet.Ethernet(seen.data).data
-    return bool(arp.op == dpkt.arp.ARP_OP_REPLY and (arp.spa, arp.tpa) == (_v4(OWN), _v4(NEIGHBOUR)))
+    addresses = (_v4(OWN), _v4(NEIGHBOUR))
+    return bool(arp.op == dpkt.arp.ARP_OP_REPLY and (arp.spa, arp.tpa) == addresses)
 
 
 def _v4(text: str) -> bytes:
@@ -279,9 +279,8 @@ async def _templates(case: Case, netns: Netns) -> list[str]:
     if await case.send("hex", form, ETH_P_IP):
         await case.expect_answer("hex", _echo_reply(mode, 0x7475, 2))
 
-    if tap:
-        if await case.send("arp", packetforms.SendForm.defaults(device, "arp"), ETH_P_ARP):
-            await case.expect_answer("arp", _arp_reply)
+    if tap and await case.send("arp", packetforms.SendForm.defaults(device, "arp"), ETH_P_ARP):
+        await case.expect_answer("arp", _arp_reply)
 
     form = packetforms.SendForm.defaults(device, "icmp")
     assert (form.src_ip, form.dst_ip) == (NEIGHBOUR, OWN)
