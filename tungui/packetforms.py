@@ -3,11 +3,15 @@
 :class:`SendForm` holds what a person typed, as text.  :func:`check` turns it
 into the bytes to hand to the helper's InjectPacket, or into sentences that
 say what is wrong.  The bytes are what the device's program would write, so
-the host receives them:
+the host receives them: the device's headers, then the frame.
 
-* a TAP device takes an Ethernet frame;
-* a TUN device takes a bare IPv4 or IPv6 packet, or, with packet
-  information (``pi``), that packet after 4 bytes of flags and ethertype.
+* a TAP device takes an Ethernet frame, a TUN device a bare IPv4 or IPv6
+  packet;
+* before it go the headers the device was made with: packet information
+  (``pi``: flags and the EtherType) and a virtio-net header (``vnet_hdr``).
+  Every template, the hex one too, is the frame alone; the headers and the
+  bounds come from the contract's :class:`~tungui_contract.limits.Framing`,
+  the rule the helper checks InjectPacket against.
 
 The packets themselves are built in :mod:`tungui.packets`.
 """
@@ -19,9 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tungui_contract.limits import DEFAULT_MTU, Framing
+
 from .form import Problems
 from .packets import (
     BROADCAST_MAC,
+    ETH_P_IP,
+    ETH_P_IPV6,
     MAC_RE,
     IpAddress,
     arp_request,
@@ -29,7 +37,6 @@ from .packets import (
     mac_bytes,
     parse_hex,
     udp_datagram,
-    with_packet_info,
 )
 
 Template = Literal["hex", "arp", "icmp", "udp"]
@@ -37,14 +44,9 @@ Template = Literal["hex", "arp", "icmp", "udp"]
 #: The templates, in the order a picker lists them.
 TEMPLATES: tuple[Template, ...] = ("hex", "arp", "icmp", "udp")
 
-#: The link types of :mod:`tungui.decode`.
-Link = Literal["ethernet", "ip", "tun_pi"]
+#: The link types of :mod:`tungui.decode` a frame can have.
+Link = Literal["ethernet", "ip"]
 
-ETHERNET_HEADER = 14
-VLAN_TAG = 4
-PI_HEADER = 4
-#: The helper's own bounds: an IPv4 header is at least 20 bytes.
-SHORTEST_IP = 20
 #: The identifier of a new echo request: "tu" in ASCII.
 DEFAULT_IDENT = 0x7475
 
@@ -58,32 +60,24 @@ def device_mode(device: Mapping[str, Any]) -> str:
 
 
 def link_type(device: Mapping[str, Any]) -> Link:
-    """How :mod:`tungui.decode` reads this device's packets."""
-    if device_mode(device) == "tap":
-        return "ethernet"
-    return "tun_pi" if device.get("pi") else "ip"
+    """How :mod:`tungui.decode` reads a frame of this device (without its headers)."""
+    return "ethernet" if device_mode(device) == "tap" else "ip"
+
+
+def framing(device: Mapping[str, Any]) -> Framing:
+    """How the device's program frames what it writes: its headers and the size bounds."""
+    mode: Literal["tun", "tap"] = "tap" if device_mode(device) == "tap" else "tun"
+    return Framing(mode, bool(device.get("pi")), bool(device.get("vnet_hdr")))
 
 
 def max_length(device: Mapping[str, Any]) -> int:
-    """The longest packet the device takes, as the helper checks it.
-
-    The MTU, plus for a TAP device the Ethernet header and one VLAN tag, and
-    for a device with packet information its 4-byte header.
-    """
-    overhead = (PI_HEADER if device.get("pi") else 0) + (
-        ETHERNET_HEADER + VLAN_TAG if device_mode(device) == "tap" else 0
-    )
-    return int(device.get("mtu", 1500)) + overhead
+    """The longest write the device takes, headers included, as the helper checks it."""
+    return framing(device).longest(int(device.get("mtu", DEFAULT_MTU)))
 
 
 def min_length(device: Mapping[str, Any]) -> int:
-    """The shortest packet the device takes, as the helper checks it.
-
-    An Ethernet header for a TAP device, an IPv4 header for a TUN device,
-    plus 4 bytes with packet information.
-    """
-    base = ETHERNET_HEADER if device_mode(device) == "tap" else SHORTEST_IP
-    return base + (PI_HEADER if device.get("pi") else 0)
+    """The shortest write the device takes, headers included, as the helper checks it."""
+    return framing(device).shortest
 
 
 # -- the form -------------------------------------------------------------------
@@ -100,7 +94,8 @@ class SendForm:
     """
 
     template: Template = "icmp"
-    #: The whole packet as the device's program would write it, link header included.
+    #: The frame (TAP) or IP packet (TUN), from its first header byte on;
+    #: :func:`check` writes the device's own headers (pi, vnet_hdr) before it.
     hex: str = ""
     src_ip: str = ""
     dst_ip: str = ""
@@ -143,7 +138,8 @@ class Checked:
     """The outcome of checking a form.
 
     Attributes:
-        packet: the bytes to inject; None when there are problems.
+        packet: the bytes to inject (the device's headers, then the frame);
+            None when there are problems.
         problems: sentences for a person, the most important first.
         by_field: the first problem of each :class:`SendForm` field that has
             one, so a view can mark that field.
@@ -207,8 +203,7 @@ def check(form: SendForm, device: Mapping[str, Any]) -> Checked:
     else:
         out.add("template", f"{form.template!r} is not a packet template.")
     if packet is not None and not out.problems:
-        if device.get("pi") and not tap and form.template != "hex":
-            packet = with_packet_info(packet)
+        packet = framing(device).prefix(_ethertype(packet, tap)) + packet
         _check_length(out, packet, device)
     return out.result(packet)
 
@@ -243,7 +238,8 @@ def _check_hex(out: _Collector, form: SendForm, device: Mapping[str, Any]) -> by
         out.add("hex", "Enter the packet's bytes in hex.")
         return None
     if link_type(device) == "ip" and packet[0] >> 4 not in (4, 6):
-        # The kernel refuses (EINVAL) a bare packet that is neither.
+        # The kernel refuses (EINVAL) a bare packet that is neither, and
+        # packet information names the protocol after the version.
         out.add(
             "hex",
             f"{device.get('name', 'The device')} takes IP packets: "
@@ -291,17 +287,30 @@ def _check_ip_template(out: _Collector, form: SendForm, tap: bool) -> bytes | No
     return udp_datagram(str(src), src_port, str(dst), dst_port, payload, ethernet=ethernet)
 
 
+def _ethertype(frame: bytes, tap: bool) -> int:
+    """The EtherType packet information names: the frame's own, or the IP version's."""
+    if tap:
+        return int.from_bytes(frame[12:14], "big")
+    return ETH_P_IPV6 if frame[0] >> 4 == 6 else ETH_P_IP
+
+
 def _check_length(out: _Collector, packet: bytes, device: Mapping[str, Any]) -> None:
+    """The helper's bound on the whole write, told in bytes of the frame a person sees."""
     name = device.get("name", "the device")
     longest, shortest = max_length(device), min_length(device)
+    headers = framing(device).headers
     if len(packet) > longest:
         out.add(
             "length",
-            f"The packet is {len(packet)} bytes; {name} takes at most {longest} "
-            f"(MTU {device.get('mtu', 1500)}).",
+            f"The packet is {len(packet) - headers} bytes; {name} takes at most "
+            f"{longest - headers} (MTU {device.get('mtu', DEFAULT_MTU)}).",
         )
     elif len(packet) < shortest:
-        out.add("length", f"The packet is {len(packet)} bytes; {name} takes at least {shortest}.")
+        out.add(
+            "length",
+            f"The packet is {len(packet) - headers} bytes; {name} takes at least "
+            f"{shortest - headers}.",
+        )
 
 
 # -- field parsers: (text, what) -> value, ValueError with a sentence ---------------

@@ -31,6 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tungui_contract.limits import PI_HEADER, VNET_HEADER
+
 from . import cues
 from . import packetforms as model
 from .decode import summary
@@ -48,8 +50,27 @@ _TEMPLATE_TEXT: dict[Template, str] = {
 _HEX_HINT = {
     "ethernet": "An Ethernet frame, from the destination MAC on.",
     "ip": "An IPv4 or IPv6 packet, from its first header byte on.",
-    "tun_pi": "The 4-byte packet-information header (00 00 08 00 for IPv4), then the IP packet.",
 }
+
+
+def _hex_hint(device: Mapping[str, Any], link: model.Link) -> str:
+    """What to type as hex: the frame alone, and which headers the dialog writes before it."""
+    framing = model.framing(device)
+    headers = [
+        text
+        for text, on in (
+            (f"the {PI_HEADER}-byte packet information", framing.pi),
+            (f"the {VNET_HEADER}-byte virtio-net header", framing.vnet_hdr),
+        )
+        if on
+    ]
+    if not headers:
+        return _HEX_HINT[link]
+    return (
+        f"{_HEX_HINT[link]} Do not type {' or '.join(headers)} of "
+        f"{device.get('name', 'the device')}: Send writes {'them' if len(headers) > 1 else 'it'} "
+        "before the bytes, as the preview shows."
+    )
 
 
 class SendDialog(QDialog):
@@ -180,7 +201,7 @@ class SendDialog(QDialog):
             text.setToolTip("Hex digits; spaces, new lines and colons between them are ignored.")
             text.setFixedHeight(text.fontMetrics().lineSpacing() * 5 + 2 * (text.frameWidth() + 4))
             self._fields[template]["hex"] = text
-            hint = QLabel(_HEX_HINT[self._link])
+            hint = QLabel(_hex_hint(self._device, self._link))
             hint.setWordWrap(True)
             hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
             form.addRow("&Bytes:", text)
@@ -336,7 +357,8 @@ class SendDialog(QDialog):
             self._summary.setPlaceholderText("No packet yet: see the problem below.")
             self._hex.set_data(b"")
         else:
-            text = f"{len(packet)} bytes · {summary(packet, link=self._link)}"
+            frame = packet[model.framing(self._device).headers :]
+            text = f"{len(packet)} bytes · {summary(frame, link=self._link)}"
             self._summary.setText(text)
             self._summary.setCursorPosition(0)
             self._hex.set_data(packet)

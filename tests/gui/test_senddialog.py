@@ -11,6 +11,7 @@ from pytestqt.qtbot import QtBot
 
 from tests.unit.devicedicts import send_tap
 from tests.unit.devicedicts import send_tun as tun
+from tungui.packets import arp_request
 from tungui.senddialog import SendDialog
 
 
@@ -145,6 +146,31 @@ def test_tun_with_pi_gets_the_header(qtbot: QtBot) -> None:
     assert packet is not None and packet[:4] == b"\x00\x00\x08\x00"
     assert dpkt.ip.IP(packet[4:]).data.type == dpkt.icmp.ICMP_ECHO
     assert visible(dialog, QLineEdit, "Packet summary").text().startswith("32 bytes · ICMP")
+
+
+def test_hex_is_the_frame_and_the_dialog_writes_the_headers(qtbot: QtBot) -> None:
+    dialog = make(qtbot, tap(pi=True, vnet_hdr=True))
+    choose(qtbot, dialog, "Hex")
+    hints = [w.text() for w in dialog.findChildren(QLabel) if w.isVisible()]
+    assert (
+        "An Ethernet frame, from the destination MAC on. Do not type the 4-byte packet "
+        "information or the 10-byte virtio-net header of tap0: Send writes them before the "
+        "bytes, as the preview shows."
+    ) in hints
+    arp = arp_request("02:54:00:12:34:56", "192.0.2.2", "192.0.2.1")
+    retype(qtbot, visible(dialog, QPlainTextEdit, "Packet bytes in hex"), arp.hex(" "))
+    assert dialog.packet() == b"\x00\x00\x08\x06" + bytes(10) + arp
+    summary = visible(dialog, QLineEdit, "Packet summary").text()
+    assert summary.startswith("56 bytes · ARP"), summary
+
+
+def test_a_virtio_net_header_goes_before_every_template(qtbot: QtBot) -> None:
+    dialog = make(qtbot, tun(vnet_hdr=True))
+    packet = dialog.packet()
+    assert packet is not None and packet[:10] == bytes(10)
+    assert dpkt.ip.IP(packet[10:]).data.type == dpkt.icmp.ICMP_ECHO
+    summary = visible(dialog, QLineEdit, "Packet summary").text()
+    assert summary.startswith("38 bytes · ICMP echo request 192.0.2.2 → 192.0.2.1"), summary
 
 
 def test_payload_as_hex(qtbot: QtBot) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
-from typing import Any
+from typing import Any, Literal
 
 import dpkt
 import pytest
@@ -19,6 +20,7 @@ from tungui.packets import (
     udp_datagram,
     with_packet_info,
 )
+from tungui_contract.limits import Framing
 
 from .devicedicts import MAC
 from .devicedicts import send_tap as tap
@@ -166,11 +168,69 @@ def test_with_packet_info_needs_ip() -> None:
         (tap(), 1518, 14),
         (tap(mtu=9000), 9018, 14),
         (tap(pi=True), 1522, 18),
+        (tun(vnet_hdr=True), 1510, 30),
+        (tap(pi=True, vnet_hdr=True), 1532, 28),
     ],
 )
 def test_lengths_match_the_helper(device: dict[str, Any], longest: int, shortest: int) -> None:
     assert max_length(device) == longest
     assert min_length(device) == shortest
+
+
+MODES: tuple[Literal["tun", "tap"], ...] = ("tun", "tap")
+#: Every framing of a TUN/TAP device: mode, pi, vnet_hdr.
+FRAMINGS = list(itertools.product(MODES, (False, True), (False, True)))
+
+
+def _frame(mode: str, length: int) -> bytes:
+    """A frame or packet of ``length`` bytes a device of ``mode`` takes (IPv4 on a TUN)."""
+    if mode == "tap":
+        header = bytes.fromhex(MAC.replace(":", "")) + bytes(6) + b"\x08\x00"
+        return (header + bytes(max(0, length - 14)))[:length]
+    return b"\x45" + bytes(length - 1)
+
+
+@pytest.mark.parametrize(("mode", "pi", "vnet_hdr"), FRAMINGS)
+@pytest.mark.parametrize("mtu", [68, 1500, 65535])
+def test_bounds_and_headers_are_the_contracts(
+    mode: Literal["tun", "tap"], pi: bool, vnet_hdr: bool, mtu: int
+) -> None:
+    """The form's bounds and headers drift from the helper's rule (Framing) in no case."""
+    framing = Framing(mode, pi, vnet_hdr)
+    device = (tap if mode == "tap" else tun)(pi=pi, vnet_hdr=vnet_hdr, mtu=mtu)
+    assert packetforms.framing(device) == framing
+    assert (min_length(device), max_length(device)) == (framing.shortest, framing.longest(mtu))
+    # Typed as hex, a frame of the longest and of the shortest length goes,
+    # after the headers; one byte more or less does not.
+    for length in (framing.shortest, framing.longest(mtu)):
+        frame = _frame(mode, length - framing.headers)
+        result = check(SendForm(template="hex", hex=frame.hex()), device)
+        assert result.packet == framing.prefix(0x0800) + frame
+    for length in (framing.shortest - 1, framing.longest(mtu) + 1):
+        frame = _frame(mode, length - framing.headers)
+        result = check(SendForm(template="hex", hex=frame.hex()), device)
+        assert not result.ok and list(result.by_field) == ["length"]
+
+
+@pytest.mark.parametrize(("mode", "pi", "vnet_hdr"), FRAMINGS)
+@pytest.mark.parametrize("template", ["arp", "icmp", "udp"])
+def test_every_template_gets_the_devices_headers(
+    mode: Literal["tun", "tap"], pi: bool, vnet_hdr: bool, template: packetforms.Template
+) -> None:
+    if template == "arp" and mode == "tun":
+        return
+    framing = Framing(mode, pi, vnet_hdr)
+    device = (tap if mode == "tap" else tun)(pi=pi, vnet_hdr=vnet_hdr)
+    packet = check(SendForm.defaults(device, template), device).packet
+    assert packet is not None
+    frame = packet[framing.headers :]
+    if mode == "tap":
+        ethertype = dpkt.ethernet.Ethernet(frame).type
+        assert ethertype == (0x0806 if template == "arp" else 0x0800)
+    else:
+        ethertype = 0x0800
+        assert dpkt.ip.IP(frame).p == (17 if template == "udp" else 1)
+    assert packet == framing.prefix(ethertype) + frame
 
 
 # -- the form ---------------------------------------------------------------------
@@ -259,9 +319,22 @@ def test_too_long_is_refused_with_the_mtu() -> None:
 def test_hex_is_sent_as_is() -> None:
     packet = icmp_echo_request("192.0.2.2", "192.0.2.1", 1, 1, b"", ethernet=None)
     assert check(SendForm(template="hex", hex=packet.hex(" ")), tun()).packet == packet
-    # With packet information, the hex holds the header too: it is sent unchanged.
+    # With packet information, the hex is the packet alone: the header goes before it.
     framed = with_packet_info(packet)
-    assert check(SendForm(template="hex", hex=framed.hex()), tun(pi=True)).packet == framed
+    assert check(SendForm(template="hex", hex=packet.hex()), tun(pi=True)).packet == framed
+    # Typing the header too is typing a packet that is not IP.
+    assert not check(SendForm(template="hex", hex=framed.hex()), tun(pi=True)).ok
+    ipv6 = icmp_echo_request("2001:db8::2", "2001:db8::1", 1, 1, b"", ethernet=None)
+    result = check(SendForm(template="hex", hex=ipv6.hex()), tun(pi=True, vnet_hdr=True))
+    assert result.packet == b"\x00\x00\x86\xdd" + bytes(10) + ipv6
+
+
+def test_too_short_and_too_long_are_told_without_the_headers() -> None:
+    device = tap(pi=True, vnet_hdr=True)
+    result = check(SendForm(template="hex", hex="ff" * 13), device)
+    assert result.problems == ["The packet is 13 bytes; tap0 takes at least 14."]
+    result = check(SendForm(template="hex", hex=_frame("tap", 1519).hex()), device)
+    assert result.problems == ["The packet is 1519 bytes; tap0 takes at most 1518 (MTU 1500)."]
 
 
 @pytest.mark.parametrize(
