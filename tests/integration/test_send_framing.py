@@ -26,12 +26,13 @@ from typing import Any, Literal
 import dpkt
 import pytest
 
+from tests.support.helper import HelperProcess
+from tests.support.netns import Netns
+from tests.support.waiting import wait_until
 from tungui import packetforms
 from tungui.client import HelperClient, TunguiError
 from tungui.packets import icmp_echo_request
 from tungui_contract.limits import Framing
-
-from .stack import HelperProcess, Netns, wait_until
 
 pytestmark = pytest.mark.integration
 
