@@ -103,8 +103,8 @@ async def capture_with_helper(
     snaplen: int,
     helper: stack.HelperProcess,
 ) -> dict[str, float]:
-    from tungui.capture import parse_message
     from tungui.client import HelperClient
+    from tungui.packets.stream import parse_message
 
     client = await HelperClient.connect(address)
     ticks = 0

@@ -24,7 +24,7 @@ The rate reached is the device's kernel counter (rx_packets), not the
 writer's wish.
 
 The front end is the real window in a process of its own (this script run
-with ``--front-end``, Qt's offscreen platform, as root): ``tungui.app.App``
+with ``--front-end``, Qt's offscreen platform, as root): ``tungui.gui.app.App``
 on the private bus, ``flood0`` selected and Watch Packets triggered, so the
 packet window comes up through the controller exactly as it does for a
 person, while the main window's table, counters and rate graph keep
@@ -164,7 +164,7 @@ def front_end(address: str, device: str, settings_path: str) -> int:
 
     What the window got is read from the outside where it can be: the
     packets its capture thread parsed (``parse_message`` in
-    ``tungui.packetview``, wrapped here to count them and to note the
+    ``tungui.gui.capture.window``, wrapped here to count them and to note the
     helper's dropped and sampled-out figures that each packet carries), the
     packets that went into the list (its rows and those let go), and what
     the packet window itself counts (``skipped``, ``not_shown``).  The rest
@@ -174,9 +174,10 @@ def front_end(address: str, device: str, settings_path: str) -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([sys.argv[0]])
-    import tungui.packetview as packetview
-    from tungui.app import App
-    from tungui.capture import Packet
+    import tungui.gui.capture.window as packetview
+    from tungui.gui.actions import Act
+    from tungui.gui.app import App
+    from tungui.packets.stream import Packet
 
     def say(**fields: Any) -> None:
         print(json.dumps(fields), flush=True)
@@ -213,14 +214,15 @@ def front_end(address: str, device: str, settings_path: str) -> int:
 
         def maybe_watch(self, *_args: object) -> None:
             window = tungui.window
-            if self.asked or not tungui.bridge.available or window.graph is None:
+            if self.asked or not tungui.helper.available or window.graph is None:
                 return
             if tungui.model.row_of(device) is None:
                 return
             window.select(device)
-            if window.watch_action.isEnabled():
+            if window.action(Act.WATCH).isEnabled():
                 self.asked = True
-                window.watch_action.trigger()  # the controller's path: StartCapture, PacketWindow
+                # The controller's path: StartCapture, PacketWindow.
+                window.action(Act.WATCH).trigger()
 
         def finished(self, _request: int, _result: object) -> None:
             # Connected after the controller's slot: the packet window exists now.
@@ -275,12 +277,12 @@ def front_end(address: str, device: str, settings_path: str) -> int:
                 )
 
     probe = Probe()
-    tungui.bridge.availabilityChanged.connect(probe.maybe_watch)
+    tungui.helper.availabilityChanged.connect(probe.maybe_watch)
     tungui.model.modelReset.connect(probe.maybe_watch)
     tungui.model.rowsInserted.connect(probe.maybe_watch)
     tungui.window.graphReady.connect(probe.maybe_watch)
-    tungui.bridge.finished.connect(probe.finished)
-    tungui.bridge.failed.connect(probe.failed)
+    tungui.helper.finished.connect(probe.finished)
+    tungui.helper.failed.connect(probe.failed)
     heartbeat = QTimer()
     heartbeat.timeout.connect(probe.beat)
     heartbeat.start(int(HEARTBEAT_S * 1000))

@@ -11,14 +11,15 @@ from pytestqt.qtbot import QtBot
 from unit.devicedicts import send_tap
 from unit.devicedicts import send_tun as tun
 
-from tungui.senddialog import SendDialog
+from tungui.gui.send.dialog import SendDialog
+from tungui_contract.device import Device
 
 
-def tap(**changes: Any) -> dict[str, Any]:
+def tap(**changes: Any) -> Device:
     return send_tap(**({"addresses": ["192.0.2.1/24"]} | changes))
 
 
-def make(qtbot: QtBot, device: dict[str, Any]) -> SendDialog:
+def make(qtbot: QtBot, device: Device) -> SendDialog:
     dialog = SendDialog(device)
     qtbot.addWidget(dialog)
     dialog.show()

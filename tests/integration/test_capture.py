@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tungui.capture import Packet, ask_rate, read_packets
 from tungui.client import HelperClient
+from tungui.packets.stream import Packet, ask_rate, read_packets
 
 from .helperbus import busctl_argv, create
 from .stack import DBusDaemon, HelperProcess, Netns, RunAsNobody, SpawnNobodyPython, wait_until

@@ -1,7 +1,7 @@
-"""The Send packet… dialog: a view over :mod:`tungui.packetforms`.
+"""The Send packet… dialog: a view over :mod:`tungui.packets.sendform`.
 
-The dialog only reads its widgets into a :class:`~tungui.packetforms.SendForm`
-and shows what :func:`~tungui.packetforms.check` says about it, on every
+The dialog only reads its widgets into a :class:`~tungui.packets.sendform.SendForm`
+and shows what :func:`~tungui.packets.sendform.check` says about it, on every
 change: a preview of the packet (length, one-line summary, bytes) while it
 is good; otherwise the Send button is disabled, the first problem is shown
 under the form and each field with a problem carries a warning icon.
@@ -9,7 +9,6 @@ under the form and each field with a problem carries a warning icon.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from PySide6.QtCore import QEvent
@@ -31,12 +30,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from . import cues
-from . import packetforms as model
-from .decode import summary
-from .hexview import HexView
-from .packetforms import Checked, SendForm, Template
-from .packets import BROADCAST_MAC
+from tungui.gui import formstyle
+from tungui.gui.hexview import HexView
+from tungui.packets import sendform as model
+from tungui.packets.build import BROADCAST_MAC
+from tungui.packets.decode import summary
+from tungui.packets.sendform import Checked, SendForm, Template
+from tungui_contract.device import Device
 
 _TEMPLATE_TEXT: dict[Template, str] = {
     "hex": "Hex",
@@ -61,9 +61,9 @@ class SendDialog(QDialog):
         parent: the window the dialog belongs to.
     """
 
-    def __init__(self, device: Mapping[str, Any], parent: QWidget | None = None) -> None:
+    def __init__(self, device: Device, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._device = dict(device)
+        self._device = device
         self._tap = model.device_mode(device) == "tap"
         self._link = model.link_type(device)
         self._checked = Checked(None)
@@ -72,7 +72,7 @@ class SendDialog(QDialog):
         #: Per template: SendForm field name -> its warning cue.
         self._cues: dict[Template, dict[str, QAction]] = {}
         self._form_layouts: list[QFormLayout] = []
-        self.setWindowTitle(f"Send a Packet into {device.get('name', '')}")
+        self.setWindowTitle(f"Send a Packet into {device.name}")
 
         self._build()
         self._sync_label_widths()
@@ -234,7 +234,7 @@ class SendDialog(QDialog):
                 "dst_mac",
                 "Desti&nation MAC:",
                 "Destination MAC",
-                str(self._device.get("mac", "")),
+                self._device.mac,
                 "The device's own MAC, for the host to take the frame.",
             )
         payload = QLineEdit(start.payload)
@@ -273,7 +273,7 @@ class SendDialog(QDialog):
 
     def _build_footer(self) -> None:
         """The first problem, if any, and the buttons."""
-        self._problem_row, _icon, self._problem = cues.problem_row(self)
+        self._problem_row, _icon, self._problem = formstyle.problem_row(self)
 
         self._buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
@@ -316,7 +316,7 @@ class SendDialog(QDialog):
         self._cues[template][key] = action
 
     def _sync_label_widths(self) -> None:
-        cues.align_form_labels(self._form_layouts)
+        formstyle.align_form_labels(self._form_layouts)
 
     # -- checking -------------------------------------------------------
 
@@ -352,11 +352,11 @@ class SendDialog(QDialog):
     def _apply_palettes(self) -> None:
         """Derive the few colours of our own from the theme's palette."""
         palette = self.palette()
-        self._problem.setPalette(cues.problem_palette(palette))
-        self._summary.setPalette(cues.read_only_palette(palette))
+        self._problem.setPalette(formstyle.problem_palette(palette))
+        self._summary.setPalette(formstyle.read_only_palette(palette))
 
     def _warning_icon(self) -> QIcon:
-        return cues.warning_icon(self)
+        return formstyle.warning_icon(self)
 
     def _icon_size(self) -> int:
-        return cues.small_icon_size(self)
+        return formstyle.small_icon_size(self)

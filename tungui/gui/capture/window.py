@@ -38,13 +38,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tungui.gui import icons
+from tungui.gui.hexview import HexView
+from tungui.packets.decode import decode
+from tungui.packets.pcapng import CaptureWriter
+from tungui.packets.stream import MESSAGE_MAX, Packet, ask_rate, parse_message, write_packets
 from tungui_contract.capture import CAPTURE_MAX_SNAPLEN
-
-from . import icons
-from .capture import MESSAGE_MAX, Packet, ask_rate, parse_message, write_packets
-from .decode import decode
-from .hexview import HexView
-from .pcapng import CaptureWriter
+from tungui_contract.device import Device
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -260,22 +260,22 @@ class PacketWindow(QMainWindow):
     """The packets of one device, live.
 
     Args:
-        device: the device dict (its name and kind).
+        device: the device (its name and kind).
         stream: the capture stream, for this window alone, asked for at
             :data:`LIVE_RATE` packets a second at most; while the window
             captures to a file it asks the helper, on the stream, for all.
     """
 
     def __init__(
-        self, device: dict[str, Any], stream: socket.socket, parent: QWidget | None = None
+        self, device: Device, stream: socket.socket, parent: QWidget | None = None
     ) -> None:
         super().__init__(parent)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.device_name = str(device["name"])
+        self.device_name = device.name
         self.setWindowTitle(f"Packets of {self.device_name}")
         self.setWindowIcon(icons.app_icon())
         # A TUN carries IP packets; TAP devices and bridges, Ethernet frames.
-        link = "ip" if device.get("kind") == "tun" else "ethernet"
+        link = "ip" if device.kind == "tun" else "ethernet"
         self.model = PacketModel(link, parent=self)
         self.paused = False
         self.not_shown = 0

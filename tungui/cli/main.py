@@ -1,8 +1,6 @@
 """``tunguictl``: tungui's helper from the command line.
 
-Exit status: 0 success; 1 the helper or the kernel refused (no such device,
-name taken, kernel error); 2 bad usage or an invalid argument; 4 not
-authorized; 69 the helper cannot be reached (EX_UNAVAILABLE).
+Exit status: see :mod:`.usage`.
 """
 
 from __future__ import annotations
@@ -16,23 +14,23 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__, accounts
-from .client import (
+from tungui import __version__, accounts
+from tungui.client import (
     HelperClient,
     HelperUnavailable,
     InvalidArgument,
     NotAuthorized,
     TunguiError,
 )
+from tungui_contract.device import Device
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_NOT_AUTHORIZED = 4
-EXIT_UNAVAILABLE = 69
-
-
-class UsageError(Exception):
-    """A command-line value that cannot be used."""
+from .usage import (
+    EXIT_FAILED,
+    EXIT_NOT_AUTHORIZED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    UsageError,
+)
 
 
 def parse_user(text: str) -> int:
@@ -51,12 +49,17 @@ def parse_group(text: str) -> int:
         raise UsageError(f"no such group: {text}") from None
 
 
-def _flags(device: dict[str, Any]) -> str:
-    flags = [key for key in ("persist", "pi", "vnet_hdr", "multi_queue") if device.get(key)]
-    return ",".join(flags) or "-"
+def _flags(device: Device) -> str:
+    flags = {
+        "persist": device.persist,
+        "pi": device.pi,
+        "vnet_hdr": device.vnet_hdr,
+        "multi_queue": device.multi_queue,
+    }
+    return ",".join(key for key, on in flags.items() if on) or "-"
 
 
-def format_table(devices: Sequence[dict[str, Any]]) -> str:
+def format_table(devices: Sequence[Device]) -> str:
     """Devices as an aligned table, as ``ip -br`` would print them."""
     header = (
         "NAME",
@@ -73,20 +76,20 @@ def format_table(devices: Sequence[dict[str, Any]]) -> str:
     )
     rows = [header]
     for d in devices:
-        tuntap = d.get("kind") in ("tun", "tap")
+        tuntap = d.is_tuntap
         rows.append(
             (
-                d["name"],
-                d["kind"],
-                d["operstate"] if d["up"] else "down",
-                str(d["mtu"]),
+                d.name,
+                d.kind,
+                d.operstate if d.up else "down",
+                str(d.mtu),
                 _flags(d) if tuntap else "-",
-                accounts.user_name(d.get("owner", -1)) or "-",
-                accounts.group_name(d.get("group", -1)) or "-",
-                ("yes" if d.get("held") else "no") if tuntap else "-",
-                d.get("master") or "-",
-                "yes" if d.get("managed") else "no",
-                " ".join(d.get("addresses", [])) or "-",
+                accounts.user_name(d.owner) or "-",
+                accounts.group_name(d.group) or "-",
+                ("yes" if d.held else "no") if tuntap else "-",
+                d.master or "-",
+                "yes" if d.managed else "no",
+                " ".join(d.addresses) or "-",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
@@ -146,7 +149,8 @@ async def run(args: argparse.Namespace) -> int:
         if args.command == "list":
             devices = await client.list_devices()
             if args.json:
-                print(json.dumps(devices, indent=2, sort_keys=True))
+                wire = [device.to_wire() for device in devices]
+                print(json.dumps(wire, indent=2, sort_keys=True))
             else:
                 print(format_table(devices))
         elif args.command == "create":
@@ -186,7 +190,7 @@ async def run(args: argparse.Namespace) -> int:
             for action, answer in sorted((await client.get_permissions()).items()):
                 print(f"{action}\t{answer}")
         elif args.command == "capture":
-            from .clicapture import capture
+            from .capture import capture
 
             await capture(client, args, interactive=interactive)
         elif args.command == "monitor":
@@ -199,9 +203,10 @@ async def run(args: argparse.Namespace) -> int:
         await client.close()
 
 
-def _print_change(updated: list[dict[str, Any]], removed: list[str]) -> None:
+def _print_change(updated: list[Device], removed: list[str]) -> None:
     for device in updated:
-        print(json.dumps({"event": "changed", "device": device}, sort_keys=True), flush=True)
+        event = {"event": "changed", "device": device.to_wire()}
+        print(json.dumps(event, sort_keys=True), flush=True)
     for name in removed:
         print(json.dumps({"event": "removed", "name": name}), flush=True)
 

@@ -6,10 +6,10 @@ actions; what they do is the controller's business.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QItemSelection, QPoint, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -25,14 +25,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tungui_contract.device import Device
+
 from . import icons
-from .devicemodel import NAME_COLUMN, DeviceFilterModel, DeviceTableModel
+from .actions import ACTIONS, DEVICE_ACTIONS, MENUS, TOOLBAR, Act, Layout, make_action
+from .devices.model import NAME_COLUMN, DeviceFilterModel, DeviceTableModel
 from .messagebar import MessageBar
 
 if TYPE_CHECKING:
-    from .rategraph import RateGraph
+    from .devices.rategraph import RateGraph
 
-Device = dict[str, Any]
 
 #: How long after the window is made the graph loads (after the first paint).
 GRAPH_DELAY_MS = 300
@@ -116,7 +118,7 @@ class MainWindow(QMainWindow):
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         # Enter or a double click on a row: its properties.
-        self.table.activated.connect(lambda _index: self.properties_action.trigger())
+        self.table.activated.connect(lambda _index: self.action(Act.PROPERTIES).trigger())
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         # The table above, the selected device's traffic below.
         self.splitter = QSplitter(Qt.Orientation.Vertical, central)
@@ -156,86 +158,17 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------ actions
 
-    def _action(
-        self,
-        text: str,
-        icon_name: str,
-        shortcut: QKeySequence | QKeySequence.StandardKey | str | None,
-        tip: str,
-    ) -> QAction:
-        action = QAction(icons.icon(icon_name), text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.setToolTip(tip)
-        action.setStatusTip(tip)
-        self.addAction(action)
-        return action
-
     def _make_actions(self) -> None:
-        self.new_tun_action = self._action(
-            "New &TUN…",
-            "network-vpn",
-            QKeySequence.StandardKey.New,
-            "Create a TUN device (IP packets, for VPNs and tunnels)",
-        )
-        self.new_tap_action = self._action(
-            "New T&AP…",
-            "network-wired",
-            "Ctrl+Shift+N",
-            "Create a TAP device (Ethernet frames, for VMs and emulators)",
-        )
-        self.new_bridge_action = self._action(
-            "New &Bridge…", "network-workgroup", "Ctrl+B", "Create a bridge to join TAP devices"
-        )
-        self.up_action = self._action("Bring &Up", "go-up", "Ctrl+U", "Bring the device up")
-        self.delete_action = self._action(
-            "&Delete", "edit-delete", QKeySequence.StandardKey.Delete, "Remove the device"
-        )
-        self.properties_action = self._action(
-            "&Properties…", "document-properties", "F2", "Change the device"
-        )
-        self.copy_action = self._action(
-            "Copy as &Command",
-            "edit-copy",
-            "Ctrl+Shift+C",
-            "Copy the ip commands that make this device",
-        )
-        self.watch_action = self._action(
-            "&Watch Packets…",
-            "edit-find",
-            "Ctrl+Shift+W",
-            "See the device's packets as they pass, and save them for Wireshark",
-        )
-        self.send_action = self._action(
-            "&Send Packet…",
-            "go-down",
-            "Ctrl+Shift+S",
-            "Put a packet into the device, as its program would (the host receives it)",
-        )
-        self.filter_action = self._action(
-            "&Filter", "edit-find", QKeySequence.StandardKey.Find, "Filter the device list"
-        )
-        self.filter_action.triggered.connect(self._focus_filter)
-        # Explicit: the platform's StandardKey.Quit is empty on some desktops.
-        self.quit_action = self._action("&Quit", "application-exit", "Ctrl+Q", "Quit tungui")
-        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
-        self.quit_action.triggered.connect(self.close)
+        self.actions_by_name = {spec.act: make_action(spec, self) for spec in ACTIONS}
+        self.action(Act.FILTER).triggered.connect(self._focus_filter)
+        self.action(Act.QUIT).triggered.connect(self.close)
 
         toolbar = QToolBar("Main toolbar", self)
         toolbar.setObjectName("MainToolbar")
         toolbar.setAccessibleName("Main toolbar")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         toolbar.setMovable(False)
-        for action in (self.new_tun_action, self.new_tap_action, self.new_bridge_action):
-            toolbar.addAction(action)
-        toolbar.addSeparator()
-        for action in (
-            self.up_action,
-            self.properties_action,
-            self.delete_action,
-            self.copy_action,
-        ):
-            toolbar.addAction(action)
+        self._fill(toolbar, TOOLBAR)
         self.addToolBar(toolbar)
         self.toolbar = toolbar
         # The ">>" button that shows what does not fit.
@@ -244,35 +177,29 @@ class MainWindow(QMainWindow):
             extension.setAccessibleName("More actions")
 
     def _make_menus(self) -> None:
-        menu = self.menuBar().addMenu("&File")
-        for action in (self.new_tun_action, self.new_tap_action, self.new_bridge_action):
-            menu.addAction(action)
-        menu.addSeparator()
-        menu.addAction(self.quit_action)
-        self.device_menu = self.menuBar().addMenu("&Device")
-        for action in self.device_actions():
-            self.device_menu.addAction(action)
-        view = self.menuBar().addMenu("&View")
-        view.addAction(self.filter_action)
+        for title, layout in MENUS:
+            menu = self.menuBar().addMenu(title)
+            self._fill(menu, layout)
+            if layout is DEVICE_ACTIONS:
+                self.device_menu = menu
 
-    def device_actions(self) -> list[QAction]:
-        """The actions that act on the selected device."""
-        return [
-            self.up_action,
-            self.properties_action,
-            self.watch_action,
-            self.send_action,
-            self.copy_action,
-            self.delete_action,
-        ]
+    def _fill(self, target: QMenu | QToolBar, layout: Layout) -> None:
+        for act in layout:
+            if act is None:
+                target.addSeparator()
+            else:
+                target.addAction(self.action(act))
+
+    def action(self, act: Act) -> QAction:
+        """The window's QAction for an action of :mod:`.actions`."""
+        return self.actions_by_name[act]
 
     def _context_menu(self, pos: QPoint) -> None:
         if not self.table.indexAt(pos).isValid():
             return
         menu = QMenu(self)
         menu.setAccessibleName("Device menu")
-        for action in self.device_actions():
-            menu.addAction(action)
+        self._fill(menu, DEVICE_ACTIONS)
         menu.popup(self.table.viewport().mapToGlobal(pos))
 
     def _focus_filter(self) -> None:
@@ -300,7 +227,7 @@ class MainWindow(QMainWindow):
             self.table.scrollTo(index)
 
     def _load_graph(self) -> None:
-        from .rategraph import RateGraph
+        from .devices.rategraph import RateGraph
 
         self.graph = RateGraph(self._graph_pane)
         layout = self._graph_pane.layout()

@@ -14,15 +14,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from tungui.client import HelperClient
+from tungui.packets.pcapng import CaptureWriter
+from tungui.packets.stream import MESSAGE_MAX, Packet, parse_message, write_packets
 from tungui_contract.capture import CAPTURE_MAX_SNAPLEN
 
-from .capture import MESSAGE_MAX, Packet, parse_message, write_packets
-from .cli import UsageError
-from .client import HelperClient
-from .pcapng import CaptureWriter
+from .usage import UsageError
 
 if TYPE_CHECKING:
-    from .decode import Decoded
+    from tungui.packets.decode import Decoded
 
 
 async def capture(client: HelperClient, args: argparse.Namespace, *, interactive: bool) -> None:
@@ -31,11 +31,11 @@ async def capture(client: HelperClient, args: argparse.Namespace, *, interactive
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
-    devices = {d["name"]: d for d in await client.list_devices()}
+    devices = {d.name: d for d in await client.list_devices()}
     device = devices.get(args.name)
     if device is None:
         raise UsageError(f"no device named {args.name}")
-    link = "ip" if device.get("kind") == "tun" else "ethernet"
+    link = "ip" if device.kind == "tun" else "ethernet"
     stream = await client.start_capture(
         args.name, snaplen=args.snaplen, max_rate=args.max_rate, interactive=interactive
     )
@@ -93,7 +93,7 @@ def _describer(link: str) -> Callable[[Packet], str]:
     """One line per packet: time, direction, length and, with dpkt, a summary."""
     decode: Callable[..., Decoded] | None
     try:
-        from .decode import decode
+        from tungui.packets.decode import decode
     except ImportError:  # dpkt is not installed: no summaries
         decode = None
 

@@ -7,75 +7,72 @@ refusal or a failure is shown as the helper's sentence, never an error name.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox
 
+from tungui.client import TunguiError
+from tungui.gui.actions import ACTIONS, Act, State, enabled
+from tungui.gui.busthread import BusThread, ClientCall
+from tungui.gui.mainwindow import MainWindow
 from tungui_contract.bus import Action
 
-from .bridge import HelperBridge
-from .commands import ip_commands
-from .devicemodel import DeviceTableModel
-from .mainwindow import MainWindow
+from .ipcommands import ip_commands
+from .model import DeviceTableModel
 
 # The dialogs and the packet window load when first used (dpkt, pyqtgraph and
 # the dialogs' widgets would otherwise double the time to the first paint).
 if TYPE_CHECKING:
-    from .devicedialog import DeviceDialog
-    from .senddialog import SendDialog
+    from tungui.gui.send.dialog import SendDialog
 
-Device = dict[str, Any]
+    from .dialog import DeviceDialog
 
 MANAGE = Action.MANAGE
 MANAGE_FOREIGN = Action.MANAGE_FOREIGN
 
-
-@dataclass
-class _Pending:
-    what: str
-    done: str
-    then: Callable[[Any], None] | None = None
+_T = TypeVar("_T")
 
 
 class Controller(QObject):
-    """Wires the bridge, the model and the window together.
+    """Wires the bus thread, the model and the window together.
 
     Args:
-        bridge: the helper.
+        helper: the helper, on its bus thread.
         model: the devices.
         window: the main window.
     """
 
-    def __init__(self, bridge: HelperBridge, model: DeviceTableModel, window: MainWindow) -> None:
+    def __init__(self, helper: BusThread, model: DeviceTableModel, window: MainWindow) -> None:
         super().__init__(window)
-        self.bridge = bridge
+        self.helper = helper
         self.model = model
         self.window = window
-        self._pending: dict[int, _Pending] = {}
         self._available = False
 
-        bridge.devicesReset.connect(model.reset)
-        bridge.devicesChanged.connect(model.apply)
-        bridge.statistics.connect(self._statistics)
-        bridge.availabilityChanged.connect(self._availability)
-        bridge.permissionsChanged.connect(self._set_permissions)
-        bridge.finished.connect(self._finished)
-        bridge.failed.connect(self._failed)
-        window.banner.actionTriggered.connect(bridge.retry)
+        helper.devicesReset.connect(model.reset)
+        helper.devicesChanged.connect(model.apply)
+        helper.statistics.connect(self._statistics)
+        helper.availabilityChanged.connect(self._availability)
+        helper.permissionsChanged.connect(self._set_permissions)
+        window.banner.actionTriggered.connect(helper.retry)
 
-        window.new_tun_action.triggered.connect(lambda: self.new_device("tun"))
-        window.new_tap_action.triggered.connect(lambda: self.new_device("tap"))
-        window.new_bridge_action.triggered.connect(self.new_bridge)
-        window.delete_action.triggered.connect(self.delete_selected)
-        window.up_action.triggered.connect(self.toggle_up)
-        window.properties_action.triggered.connect(self.edit_selected)
-        window.copy_action.triggered.connect(self.copy_selected)
-        window.watch_action.triggered.connect(self.watch_selected)
-        window.send_action.triggered.connect(self.send_to_selected)
+        handlers: dict[Act, Callable[[], object]] = {
+            Act.NEW_TUN: lambda: self.new_device("tun"),
+            Act.NEW_TAP: lambda: self.new_device("tap"),
+            Act.NEW_BRIDGE: self.new_bridge,
+            Act.DELETE: self.delete_selected,
+            Act.UP: self.toggle_up,
+            Act.PROPERTIES: self.edit_selected,
+            Act.COPY: self.copy_selected,
+            Act.WATCH: self.watch_selected,
+            Act.SEND: self.send_to_selected,
+        }
+        for act, handler in handlers.items():
+            window.action(act).triggered.connect(lambda _checked=False, h=handler: h())
         window.selectionChanged.connect(self.update_actions)
         window.graphReady.connect(self.update_actions)
         model.dataChanged.connect(lambda *_: self.update_actions())
@@ -88,12 +85,6 @@ class Controller(QObject):
     def _availability(self, available: bool, reason: str) -> None:
         self._available = available
         self.window.set_available(available, reason)
-        for action in (
-            self.window.new_tun_action,
-            self.window.new_tap_action,
-            self.window.new_bridge_action,
-        ):
-            action.setEnabled(available)
         self.update_actions()
 
     def _set_permissions(self, permissions: dict[str, str]) -> None:
@@ -117,72 +108,64 @@ class Controller(QObject):
             graph.add_sample(timestamp_ns, rx, tx)
 
     def update_actions(self) -> None:
-        """Enable what makes sense for the selection while the helper is there."""
+        """Enable each action by its rule (:mod:`tungui.gui.actions`) for the selection."""
         device = self.window.selected_device()
-        name = None if device is None else str(device["name"])
+        name = None if device is None else device.name
         graph = self.window.graph
         if graph is not None and name != graph.device():
             graph.set_device(name)
-        usable = self._available and device is not None
-        for action in (
-            self.window.delete_action,
-            self.window.up_action,
-            self.window.properties_action,
-            self.window.watch_action,
-        ):
-            action.setEnabled(usable)
-        self.window.send_action.setEnabled(
-            usable and device is not None and device.get("kind") in ("tun", "tap")
-        )
-        self.window.copy_action.setEnabled(device is not None)
+        state = State(helper=self._available, device=device)
+        for spec in ACTIONS:
+            self.window.action(spec.act).setEnabled(enabled(spec, state))
         if device is not None:
-            up = bool(device.get("up"))
-            self.window.up_action.setText("Bring &Down" if up else "Bring &Up")
-            self.window.up_action.setIconText("Bring Down" if up else "Bring Up")
-            self.window.up_action.setToolTip(
-                "Bring the device down" if up else "Bring the device up"
-            )
-            foreign = not device.get("managed")
+            up_action = self.window.action(Act.UP)
+            up_action.setText("Bring &Down" if device.up else "Bring &Up")
+            up_action.setIconText("Bring Down" if device.up else "Bring Up")
+            up_action.setToolTip("Bring the device down" if device.up else "Bring the device up")
             note = " (not created by tungui: asks for administrator authentication)"
-            self.window.delete_action.setToolTip("Remove the device" + (note if foreign else ""))
+            self.window.action(Act.DELETE).setToolTip(
+                "Remove the device" + ("" if device.managed else note)
+            )
 
     # ------------------------------------------------------------ calls
 
     def _request(
         self,
-        method: str,
-        *args: Any,
+        call: ClientCall[_T],
+        *,
         what: str,
-        done: str,
-        then: Callable[[Any], None] | None = None,
-        **kwargs: Any,
+        done: Callable[[_T], str],
+        then: Callable[[_T], None] | None = None,
     ) -> int:
-        request_id = self.bridge.request(method, *args, interactive=True, **kwargs)
-        self._pending[request_id] = _Pending(what, done, then)
+        """Submit a call of the client library; say what happens, then how it went.
+
+        Args:
+            call: the call, e.g. ``lambda c: c.delete_device(name)`` (every
+                call a person started may ask for a password).
+            what: the status while it runs.
+            done: the status once it succeeded, from its result.
+            then: what to do with the result after that.
+        """
+
+        def succeeded(result: _T) -> None:
+            self.window.notice.hide()
+            self.window.show_status(done(result))
+            if then is not None:
+                then(result)
+
+        request_id = self.helper.submit(call, succeeded, self._failed)
         self.window.show_status(what)
         return request_id
 
-    def _finished(self, request_id: int, result: object) -> None:
-        pending = self._pending.pop(request_id, None)
-        if pending is None:
-            return
-        self.window.notice.hide()
-        self.window.show_status(pending.done.format(result=result))
-        if pending.then is not None:
-            pending.then(result)
-
-    def _failed(self, request_id: int, _error: str, message: str) -> None:
-        pending = self._pending.pop(request_id, None)
-        if pending is None:
-            return
+    def _failed(self, error: TunguiError) -> None:
         self.window.statusBar().clearMessage()
-        self.window.show_error(message)
+        self.window.show_error(error.message)
 
     # ------------------------------------------------------------ user actions
 
     def new_device(self, mode: str) -> DeviceDialog:
         """Open the New TUN/TAP dialog; create the device when it is accepted."""
-        from .devicedialog import DeviceDialog
+        from .dialog import DeviceDialog
 
         dialog = DeviceDialog(mode, self.window, bridges=self.model.bridges())
         dialog.accepted.connect(lambda: self._create(dialog))
@@ -196,11 +179,10 @@ class Controller(QObject):
             return
         kind = "TUN" if spec.get("mode") == "tun" else "TAP"
         self._request(
-            "create_device",
-            spec,
+            lambda c: c.create_device(spec),
             what=f"Creating a {kind} device…",
-            done="Created {result}",
-            then=lambda name: self.window.select(str(name)),
+            done=lambda name: f"Created {name}",
+            then=self.window.select,
         )
 
     def new_bridge(self) -> QInputDialog:
@@ -211,15 +193,17 @@ class Controller(QObject):
         dialog.setTextValue("br%d")
         dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
         dialog.setOkButtonText("Create")
-        dialog.textValueSelected.connect(
-            lambda name: self._request(
-                "create_bridge",
-                {"name": name.strip() or "br%d", "up": True},
+
+        def chosen(name: str) -> None:
+            spec = {"name": name.strip() or "br%d", "up": True}
+            self._request(
+                lambda c: c.create_bridge(spec),
                 what="Creating a bridge…",
-                done="Created {result}",
-                then=lambda created: self.window.select(str(created)),
+                done=lambda created: f"Created {created}",
+                then=self.window.select,
             )
-        )
+
+        dialog.textValueSelected.connect(chosen)
         dialog.finished.connect(dialog.deleteLater)
         dialog.open()
         return dialog
@@ -229,13 +213,13 @@ class Controller(QObject):
         device = self.window.selected_device()
         if device is None or not self._available:
             return None
-        name = str(device["name"])
+        name = device.name
         box = QMessageBox(self.window)
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("Delete Device")
         box.setText(f"Delete {name}?")
         detail = "Programs using it lose it at once."
-        if not device.get("managed"):
+        if not device.managed:
             detail += " tungui did not create it; this asks for administrator authentication."
         box.setInformativeText(detail)
         delete = box.addButton("&Delete", QMessageBox.ButtonRole.DestructiveRole)
@@ -245,7 +229,9 @@ class Controller(QObject):
         def answered() -> None:
             if box.clickedButton() is delete:
                 self._request(
-                    "delete_device", name, what=f"Deleting {name}…", done=f"Deleted {name}"
+                    lambda c: c.delete_device(name),
+                    what=f"Deleting {name}…",
+                    done=lambda _: f"Deleted {name}",
                 )
 
         box.finished.connect(answered)
@@ -258,38 +244,34 @@ class Controller(QObject):
         device = self.window.selected_device()
         if device is None or not self._available:
             return
-        name = str(device["name"])
-        up = not device.get("up")
+        name = device.name
+        up = not device.up
         self._request(
-            "configure_device",
-            name,
-            {"up": up},
+            lambda c: c.configure_device(name, {"up": up}),
             what=f"Bringing {name} {'up' if up else 'down'}…",
-            done=f"{name} is {'up' if up else 'down'}",
+            done=lambda _: f"{name} is {'up' if up else 'down'}",
         )
 
     def edit_selected(self) -> DeviceDialog | None:
         """Open the Properties dialog of the selected device; apply what changed."""
         device = self.window.selected_device()
-        if device is None or not self._available or device.get("kind") not in ("tun", "tap"):
-            if device is not None and device.get("kind") == "bridge":
+        if device is None or not self._available or not device.is_tuntap:
+            if device is not None and device.kind == "bridge":
                 self.window.show_status("Bridges have no properties to edit here yet.")
             return None
-        from .devicedialog import DeviceDialog
+        from .dialog import DeviceDialog
 
-        name = str(device["name"])
+        name = device.name
         bridges = [b for b in self.model.bridges() if b != name]
-        dialog = DeviceDialog(str(device.get("kind")), self.window, device=device, bridges=bridges)
+        dialog = DeviceDialog(device.kind, self.window, device=device, bridges=bridges)
 
         def accepted() -> None:
             changes = dialog.spec()
             if changes:
                 self._request(
-                    "configure_device",
-                    name,
-                    changes,
+                    lambda c: c.configure_device(name, changes),
                     what=f"Changing {name}…",
-                    done=f"Changed {name}",
+                    done=lambda _: f"Changed {name}",
                 )
 
         dialog.accepted.connect(accepted)
@@ -302,45 +284,41 @@ class Controller(QObject):
         device = self.window.selected_device()
         if device is None or not self._available:
             return
-        name = str(device["name"])
+        name = device.name
 
-        from .packetview import LIVE_RATE
+        from tungui.gui.capture.window import LIVE_RATE
 
-        def opened(stream: object) -> None:
-            from .packetview import PacketWindow
+        def opened(stream: socket.socket) -> None:
+            from tungui.gui.capture.window import PacketWindow
 
-            window = PacketWindow(device, stream, self.window)  # type: ignore[arg-type]
+            window = PacketWindow(device, stream, self.window)
             window.setWindowFlag(Qt.WindowType.Window)
             window.show()
 
         self._request(
-            "start_capture",
-            name,
-            max_rate=LIVE_RATE,
+            lambda c: c.start_capture(name, max_rate=LIVE_RATE),
             what=f"Starting to capture on {name}…",
-            done=f"Capturing on {name}",
+            done=lambda _: f"Capturing on {name}",
             then=opened,
         )
 
     def send_to_selected(self) -> SendDialog | None:
         """Open the Send Packet dialog; inject the packet when it is accepted."""
         device = self.window.selected_device()
-        if device is None or not self._available or device.get("kind") not in ("tun", "tap"):
+        if device is None or not self._available or not device.is_tuntap:
             return None
-        from .senddialog import SendDialog
+        from tungui.gui.send.dialog import SendDialog
 
-        name = str(device["name"])
+        name = device.name
         dialog = SendDialog(device, self.window)
 
         def accepted() -> None:
             packet = dialog.packet()
             if packet is not None:
                 self._request(
-                    "inject_packet",
-                    name,
-                    packet,
+                    lambda c: c.inject_packet(name, packet),
                     what=f"Sending into {name}…",
-                    done=f"Sent {len(packet)} bytes into {name}",
+                    done=lambda _: f"Sent {len(packet)} bytes into {name}",
                 )
 
         dialog.accepted.connect(accepted)
@@ -355,5 +333,5 @@ class Controller(QObject):
             return None
         text = ip_commands(device)
         QGuiApplication.clipboard().setText(text)
-        self.window.show_status(f"Copied the commands for {device['name']}")
+        self.window.show_status(f"Copied the commands for {device.name}")
         return text

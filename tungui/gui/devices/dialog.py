@@ -1,15 +1,15 @@
-"""The dialog for New TUN…, New TAP… and Properties…: a view over :mod:`tungui.form`.
+"""The dialog for New TUN…, New TAP… and Properties…: a view over :mod:`.dialogform`.
 
-The dialog only reads its widgets into a :class:`~tungui.form.DeviceForm`
-and shows what :func:`~tungui.form.check_new` or
-:func:`~tungui.form.check_changes` say about it, on every change: the OK
+The dialog only reads its widgets into a :class:`~tungui.gui.devices.dialogform.DeviceForm`
+and shows what :func:`~tungui.gui.devices.dialogform.check_new` or
+:func:`~tungui.gui.devices.dialogform.check_changes` say about it, on every change: the OK
 button is disabled while there is a problem, the first one is shown under
 the form, and each field with a problem carries a warning icon.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import QEvent, Qt
@@ -33,9 +33,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from . import cues
-from . import form as model
-from .form import Checked, DeviceForm
+from tungui.gui import formstyle
+from tungui_contract.device import Device
+
+from . import dialogform as model
+from .dialogform import Checked, DeviceForm
 
 #: What the Owner/Group pickers show for "nobody without privileges".
 NONE_TEXT = "(none)"
@@ -65,7 +67,7 @@ class DeviceDialog(QDialog):
         mode: str,
         parent: QWidget | None = None,
         *,
-        device: Mapping[str, Any] | None = None,
+        device: Device | None = None,
         bridges: Sequence[str] = (),
     ) -> None:
         super().__init__(parent)
@@ -255,7 +257,7 @@ class DeviceDialog(QDialog):
 
     def _build_footer(self) -> None:
         """The first problem, if any, and the buttons."""
-        self._problem_row, _icon, self._problem = cues.problem_row(self)
+        self._problem_row, _icon, self._problem = formstyle.problem_row(self)
 
         self._buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
@@ -352,7 +354,7 @@ class DeviceDialog(QDialog):
             widget.setToolTip(reason)
 
     def _sync_label_widths(self) -> None:
-        cues.align_form_labels(self._form_layouts)
+        formstyle.align_form_labels(self._form_layouts)
 
     def _fill_random_mac(self) -> None:
         self._mac.setText(model.random_mac())
@@ -386,16 +388,16 @@ class DeviceDialog(QDialog):
     def _apply_palettes(self) -> None:
         """Derive the few colours of our own from the theme's palette."""
         palette = self.palette()
-        self._problem.setPalette(cues.problem_palette(palette))
-        read_only = cues.read_only_palette(palette)
+        self._problem.setPalette(formstyle.problem_palette(palette))
+        read_only = formstyle.read_only_palette(palette)
         for edit in self._read_only:
             edit.setPalette(read_only)
 
     def _warning_icon(self) -> QIcon:
-        return cues.warning_icon(self)
+        return formstyle.warning_icon(self)
 
     def _icon_size(self) -> int:
-        return cues.small_icon_size(self)
+        return formstyle.small_icon_size(self)
 
 
 def _stack(*buttons: QAbstractButton) -> QWidget:

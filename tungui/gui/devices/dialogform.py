@@ -14,10 +14,12 @@ import grp
 import os
 import pwd
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from tungui.accounts import gid_of, group_name, uid_of, user_name
+from tungui.problems import Problems
 from tungui_contract.checks import (
     check_addresses,
     check_bridge_port,
@@ -27,11 +29,10 @@ from tungui_contract.checks import (
     check_mtu,
     check_name,
 )
+from tungui_contract.device import Device
 from tungui_contract.errors import InvalidArgument
 from tungui_contract.keys import FIXED_KEYS
 from tungui_contract.limits import MAX_MTU, MIN_MTU
-
-from .accounts import gid_of, group_name, uid_of, user_name
 
 Mode = Literal["tun", "tap"]
 
@@ -121,7 +122,7 @@ class DeviceForm:
     master: str = ""
 
     @classmethod
-    def from_device(cls, device: Mapping[str, Any]) -> DeviceForm:
+    def from_device(cls, device: Device) -> DeviceForm:
         """Build the form of an existing device.
 
         Args:
@@ -134,24 +135,23 @@ class DeviceForm:
             ValueError: the device is not a TUN or TAP device.
         """
         try:
-            mode = as_mode(device.get("mode", device.get("kind")))
+            mode = as_mode(device.mode or device.kind)
         except ValueError:
-            raise ValueError(f"{device.get('name')!r} is not a TUN or TAP device.") from None
-        mtu = device.get("mtu")
+            raise ValueError(f"{device.name!r} is not a TUN or TAP device.") from None
         return cls(
             mode=mode,
-            name=str(device.get("name", "")),
-            owner=user_name(int(device.get("owner", -1))),
-            group=group_name(int(device.get("group", -1))),
-            persist=bool(device.get("persist", False)),
-            pi=bool(device.get("pi", False)),
-            vnet_hdr=bool(device.get("vnet_hdr", False)),
-            multi_queue=bool(device.get("multi_queue", False)),
-            mtu="" if mtu is None else str(mtu),
-            mac=str(device.get("mac", "")) if mode == "tap" else "",
-            addresses=[str(address) for address in device.get("addresses", [])],
-            up=bool(device.get("up", False)),
-            master=str(device.get("master", "")),
+            name=device.name,
+            owner=user_name(device.owner),
+            group=group_name(device.group),
+            persist=device.persist,
+            pi=device.pi,
+            vnet_hdr=device.vnet_hdr,
+            multi_queue=device.multi_queue,
+            mtu=str(device.mtu),
+            mac=device.mac if mode == "tap" else "",
+            addresses=list(device.addresses),
+            up=device.up,
+            master=device.master,
         )
 
 
@@ -177,7 +177,7 @@ class Checked:
         return self.spec is not None
 
 
-def fixed_fields(device: Mapping[str, Any]) -> dict[str, str]:
+def fixed_fields(device: Device) -> dict[str, str]:
     """The fields of an existing device that cannot be changed, and why.
 
     Args:
@@ -188,25 +188,12 @@ def fixed_fields(device: Mapping[str, Any]) -> dict[str, str]:
     """
     reason = "Set when the device is created; it cannot change afterwards."
     fixed = dict.fromkeys(FIXED_FIELDS, reason)
-    if device.get("held") and not device.get("transient") and not device.get("multi_queue"):
+    if device.held and not device.transient and not device.multi_queue:
         # The helper changes these through a queue of its own, which the
         # kernel refuses (EBUSY) while another program holds the only queue.
-        busy = f"{device.get('name')} is open in another program; close it there to change this."
+        busy = f"{device.name} is open in another program; close it there to change this."
         fixed.update(dict.fromkeys(("owner", "group", "persist"), busy))
     return fixed
-
-
-class Problems:
-    """Gathers a form's problems field by field, in the order the fields are checked."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-        #: The first problem of each field that has one.
-        self.by_field: dict[str, str] = {}
-
-    def add(self, key: str, message: str) -> None:
-        self.problems.append(message)
-        self.by_field.setdefault(key, message)
 
 
 class _Collector(Problems):
@@ -317,7 +304,8 @@ def check_changes(original: DeviceForm, form: DeviceForm) -> Checked:
 
 def _same(key: str, old: Any, new: Any) -> bool:
     if key == "addresses":
-        return bool(set(old) == set(new)) if isinstance(old, list) else False
+        # The same addresses in another order or spelling (2001:DB8::1/64).
+        return isinstance(old, list) and set(check_addresses(old)) == set(check_addresses(new))
     return bool(old == new)
 
 
@@ -384,4 +372,11 @@ def _master(form: DeviceForm) -> str | None:
 
 
 def _addresses(lines: list[str]) -> list[str]:
-    return [str(address) for address in check_addresses([s for s in lines if s.strip()])]
+    """The addresses as typed (blank lines dropped), once the contract's check accepts them.
+
+    Sent as the checked text: the helper parses them itself, once, at its
+    boundary (issue 11: they were parsed and printed again at every step).
+    """
+    texts = [s.strip() for s in lines if s.strip()]
+    check_addresses(texts)
+    return texts

@@ -1,22 +1,22 @@
-"""The client library of tungui's helper, for the window and ``tunguictl``.
+"""A connection to tungui's helper on the system bus, and its calls.
 
-An asyncio client on dbus-fast.  Calls are built from the interface XML the
-helper serves (``tungui_contract``), values go out as the D-Bus types
-the contract names, and helper errors come back as the exceptions below,
-each carrying the helper's sentence for a person.
+Calls are built from the interface XML the helper serves
+(``tungui_contract``), values go out as the D-Bus types the contract names
+(:mod:`.values`), and error replies come back as exceptions (:mod:`.errors`).
+Listed devices come back as :class:`~tungui_contract.device.Device` records.
 
-No Qt here: the window bridges this to Qt; ``tunguictl`` runs it directly.
+No Qt here, and nothing that reaches beyond the connection: the window runs
+this on a thread of its own; ``tunguictl`` runs it directly.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import json
 import os
 import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dbus_fast import BusType, ErrorType, Message, MessageFlag, MessageType, Variant
@@ -31,140 +31,23 @@ from tungui_contract.bus import (
     SIGNAL_DEVICES_CHANGED,
     interface_xml,
 )
-from tungui_contract.errors import (
-    Exists,
-    Failed,
-    InvalidArgument,
-    LimitsExceeded,
-    NotAuthorized,
-    NotFound,
-    TunguiError,
-    from_reply,
-)
-from tungui_contract.ifname import counts_characters
-from tungui_contract.keys import SPEC_SIGNATURES
+from tungui_contract.device import Device
+from tungui_contract.errors import Failed, TunguiError
 
-__all__ = [
-    "Exists",
-    "Failed",
-    "HelperClient",
-    "HelperUnavailable",
-    "InvalidArgument",
-    "LimitsExceeded",
-    "NotAuthorized",
-    "NotFound",
-    "TunguiError",
-]
+from .errors import HelperUnavailable, error_of
+from .values import from_variants, text, to_spec
 
-#: True with dbus-fast 1.84, which can send ASCII text only.
-ASCII_ONLY = counts_characters(
-    lambda text: bytes(
-        Message(
-            path="/", interface="a.b", member="M", signature="s", body=[text], serial=1
-        )._marshall(False)
-    )
-)
-
-DevicesChanged = Callable[[list[dict[str, Any]], list[str]], None]
+#: (updated or new devices, names of the devices that went away)
+DevicesChanged = Callable[[list[Device], list[str]], None]
 #: (timestamp_ns, {name: (rx packets, rx bytes, rx dropped, rx errors,
 #: tx packets, tx bytes, tx dropped, tx errors)})
 StatisticsCallback = Callable[[int, dict[str, tuple[int, ...]]], None]
-
-
-class HelperUnavailable(TunguiError):
-    """The helper is not installed, not running, or left the bus."""
-
-    error_name = "org.freedesktop.DBus.Error.ServiceUnknown"
-
-
-#: Replies of the bus, rather than of the helper, that mean it is away.
-_UNAVAILABLE = frozenset(
-    {
-        "org.freedesktop.DBus.Error.ServiceUnknown",
-        "org.freedesktop.DBus.Error.NameHasNoOwner",
-        "org.freedesktop.DBus.Error.NoReply",
-        "org.freedesktop.DBus.Error.Disconnected",
-        "org.freedesktop.DBus.Error.Spawn.ChildExited",
-        "org.freedesktop.DBus.Error.Spawn.ExecFailed",
-    }
-)
-
-
-def error_of(name: str, message: str) -> TunguiError:
-    """The exception an error reply stands for."""
-    if name in _UNAVAILABLE:
-        return HelperUnavailable(message, name=name)
-    return from_reply(name, message)
 
 
 @functools.cache
 def _in_signatures() -> dict[str, str]:
     interface = next(i for i in Node.parse(interface_xml()).interfaces if i.name == INTERFACE)
     return {m.name: "".join(str(a.signature) for a in m.in_args) for m in interface.methods}
-
-
-def _text(value: str) -> str:
-    # dbus-fast 1.84 would send a malformed message and lose the connection.
-    if ASCII_ONLY and not value.isascii():
-        raise InvalidArgument(
-            f"{value!a} is not ASCII, which this version of dbus-fast cannot send."
-        )
-    return value
-
-
-def to_spec(values: Mapping[str, Any]) -> dict[str, Variant]:
-    """Wrap a spec or change set in the D-Bus types the contract gives each key.
-
-    Raises:
-        InvalidArgument: for a key the contract does not know.
-    """
-    spec = {}
-    for key, value in values.items():
-        signature = SPEC_SIGNATURES.get(key)
-        if signature is None:
-            raise InvalidArgument(f"Unknown key {key!r}.")
-        if signature == "as":
-            value = [_text(str(v)) for v in value]
-        elif signature == "s":
-            value = _text(value)
-        spec[key] = Variant(signature, value)
-    return spec
-
-
-def from_variants(values: Mapping[str, Variant]) -> dict[str, Any]:
-    """Unwrap a device dict."""
-    return {key: variant.value for key, variant in values.items()}
-
-
-_pauses = 0
-_collect_after = False
-
-
-@contextlib.contextmanager
-def _collection_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a bulk reply comes in.
-
-    ListDevices with 1,000 devices unmarshals into some 23,000 dicts and
-    variants, none of them in a reference cycle.  Every 700 new objects
-    start a collection that walks the young ones, every tenth of those a
-    larger one, and now and then one of the whole heap: a fifth of the
-    client's time for the call, with nothing to free
-    (bench/helper_devices.py).  The reply is unmarshalled on the event loop
-    before the call returns, so the collector stays off from the call to its
-    answer, then goes back to what it was when the last such call ends (a
-    program that had turned it off keeps it off).
-    """
-    global _pauses, _collect_after
-    if _pauses == 0:
-        _collect_after = gc.isenabled()
-        gc.disable()
-    _pauses += 1
-    try:
-        yield
-    finally:
-        _pauses -= 1
-        if _pauses == 0 and _collect_after:
-            gc.enable()
 
 
 def _reply_fd(reply: Message, what: str) -> int:
@@ -196,6 +79,18 @@ def _read_listing(fd: int) -> list[dict[str, Any]]:
     if not isinstance(devices, list) or not all(isinstance(d, dict) for d in devices):
         raise Failed("The helper's device list is not a list of devices.")
     return devices
+
+
+def _records(devices: list[dict[str, Any]]) -> list[Device]:
+    """The records of listed device dicts.
+
+    Raises:
+        Failed: a dict has no name, or a value of the wrong type.
+    """
+    try:
+        return [Device.from_wire(values) for values in devices]
+    except (KeyError, TypeError) as exc:
+        raise Failed(f"The helper listed a device it did not describe: {exc}.") from None
 
 
 class HelperClient:
@@ -262,12 +157,14 @@ class HelperClient:
             )
         if reply.message_type == MessageType.ERROR:
             error_name = reply.error_name or ""
-            text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else error_name
-            raise error_of(error_name, text)
+            sentence = (
+                reply.body[0] if reply.body and isinstance(reply.body[0], str) else error_name
+            )
+            raise error_of(error_name, sentence)
         return reply
 
-    async def list_devices(self) -> list[dict[str, Any]]:
-        """Every TUN, TAP and bridge device, as plain dicts.
+    async def list_devices(self) -> list[Device]:
+        """Every TUN, TAP and bridge device.
 
         The list comes in a file (ListDevicesByFileDescriptor), which costs
         the bus and this process a fraction of what ListDevices does with
@@ -275,24 +172,22 @@ class HelperClient:
         ListDevices.
         """
         if self._listing_by_fd:
-            with _collection_paused():
-                try:
-                    reply = await self._reply("ListDevicesByFileDescriptor")
-                except TunguiError as exc:
-                    if exc.name != ErrorType.UNKNOWN_METHOD.value:
-                        raise
-                    self._listing_by_fd = False
-                else:
-                    return _read_listing(_reply_fd(reply, "device list"))
+            try:
+                reply = await self._reply("ListDevicesByFileDescriptor")
+            except TunguiError as exc:
+                if exc.name != ErrorType.UNKNOWN_METHOD.value:
+                    raise
+                self._listing_by_fd = False
+            else:
+                return _records(_read_listing(_reply_fd(reply, "device list")))
         return await self.list_devices_in_reply()
 
-    async def list_devices_in_reply(self) -> list[dict[str, Any]]:
-        """Every device, as plain dicts, from ListDevices itself."""
-        with _collection_paused():
-            (devices,) = await self._call("ListDevices")
-            # dbus-fast's compiled unwrapping (the same as from_variants).
-            unwrapped: list[dict[str, Any]] = unpack_variants(devices)
-            return unwrapped
+    async def list_devices_in_reply(self) -> list[Device]:
+        """Every device, from ListDevices itself."""
+        (devices,) = await self._call("ListDevices")
+        # dbus-fast's compiled unwrapping (the same as from_variants).
+        unwrapped: list[dict[str, Any]] = unpack_variants(devices)
+        return _records(unwrapped)
 
     async def create_device(self, spec: Mapping[str, Any], *, interactive: bool = True) -> str:
         """Create a TUN/TAP device (keys as in docs/dbus.md); return its name.
@@ -309,13 +204,13 @@ class HelperClient:
 
     async def delete_device(self, name: str, *, interactive: bool = True) -> None:
         """Remove a device or bridge."""
-        await self._call("DeleteDevice", _text(name), interactive=interactive)
+        await self._call("DeleteDevice", text(name), interactive=interactive)
 
     async def configure_device(
         self, name: str, changes: Mapping[str, Any], *, interactive: bool = True
     ) -> None:
         """Change a device: all of ``changes`` or none of them."""
-        await self._call("ConfigureDevice", _text(name), to_spec(changes), interactive=interactive)
+        await self._call("ConfigureDevice", text(name), to_spec(changes), interactive=interactive)
 
     async def start_capture(
         self,
@@ -336,17 +231,17 @@ class HelperClient:
 
         Returns:
             A SOCK_SEQPACKET socket carrying batches of packets (read them
-            with :func:`tungui.capture.read_packets`); close it to stop.
+            with :func:`tungui.packets.stream.read_packets`); close it to stop.
         """
         options = {} if snaplen is None else {"snaplen": Variant("u", snaplen)}
         if max_rate:
             options["max_rate"] = Variant("u", max_rate)
-        reply = await self._reply("StartCapture", _text(name), options, interactive=interactive)
+        reply = await self._reply("StartCapture", text(name), options, interactive=interactive)
         return socket.socket(fileno=_reply_fd(reply, "capture stream"))
 
     async def inject_packet(self, name: str, packet: bytes, *, interactive: bool = True) -> None:
         """Put one packet into a TUN/TAP device, as its program would write it."""
-        await self._call("InjectPacket", _text(name), bytes(packet), interactive=interactive)
+        await self._call("InjectPacket", text(name), bytes(packet), interactive=interactive)
 
     async def get_permissions(self) -> dict[str, str]:
         """polkit's answer per action for this caller: yes, auth or no."""
@@ -413,7 +308,7 @@ class HelperClient:
             and msg.member == SIGNAL_DEVICES_CHANGED
             and msg.path == OBJECT_PATH
         ):
-            updated = [from_variants(d) for d in msg.body[0]]
+            updated = _records([from_variants(d) for d in msg.body[0]])
             removed = list(msg.body[1])
             for callback in self._watchers:
                 callback(updated, removed)

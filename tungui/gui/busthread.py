@@ -6,7 +6,7 @@ client runs on a thread with a plain asyncio loop.  Qt signals emitted from
 that thread reach receivers in the GUI thread as queued calls; nothing in
 the window ever waits for the bus.
 
-The bridge also keeps the window connected: it follows the helper's bus
+The thread also keeps the window connected: it follows the helper's bus
 name, re-subscribes and re-lists when the helper comes back (started again
 by D-Bus activation, or by hand), and says why when it cannot.
 """
@@ -18,15 +18,17 @@ import contextlib
 import itertools
 import logging
 import threading
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from dbus_fast import Message, MessageType
 from PySide6.QtCore import QObject, Signal
 
+from tungui.client import HelperClient, HelperUnavailable, TunguiError
+from tungui.client.errors import error_of
 from tungui_contract.bus import BUS_NAME
-
-from .client import HelperClient, HelperUnavailable, TunguiError
+from tungui_contract.device import Device
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,23 @@ MAX_RETRY = 10.0
 STATISTICS_INTERVAL_MS = 250
 
 _UNAVAILABLE = "org.freedesktop.DBus.Error.ServiceUnknown"
+
+_T = TypeVar("_T")
+
+#: A call of the client library, for the bus thread to run: typed end to
+#: end, so a reader (and mypy) follows a button's click to the bus.
+ClientCall = Callable[[HelperClient], Awaitable[_T]]
+
+
+@dataclass(frozen=True)
+class _Request(Generic[_T]):
+    """A submitted call and what the GUI thread does with its outcome."""
+
+    call: ClientCall[_T]
+    on_done: Callable[[_T], None]
+    on_failed: Callable[[TunguiError], None]
+    #: Whether an authentication may follow (permissions are asked again).
+    refresh_permissions: bool
 
 
 def explain(error: TunguiError, *, seen: bool = False) -> str:
@@ -60,16 +79,16 @@ def explain(error: TunguiError, *, seen: bool = False) -> str:
     return f"The tungui helper is not available: {error.message}"
 
 
-class HelperBridge(QObject):
+class BusThread(QObject):
     """The helper, as seen from the GUI thread.
 
     Args:
         address: a D-Bus address (tests); the system bus when None.
     """
 
-    #: Every device, after (re)connecting.
+    #: Every device (Device records), after (re)connecting.
     devicesReset = Signal(list)
-    #: Full dicts of devices that appeared or changed, names that went away.
+    #: Devices (Device records) that appeared or changed, names that went away.
     devicesChanged = Signal(list, list)
     #: Whether the helper can be used now, and if not, why.
     availabilityChanged = Signal(bool, str)
@@ -77,7 +96,7 @@ class HelperBridge(QObject):
     permissionsChanged = Signal(dict)
     #: One Statistics tick: timestamp_ns and {name: counters}.
     statistics = Signal(object, object)
-    #: A request finished: its id and result.
+    #: A request finished: its id and result (the GUI thread then calls its on_done).
     finished = Signal(int, object)
     #: A request failed: its id, the D-Bus error name and the helper's sentence.
     failed = Signal(int, str, str)
@@ -88,6 +107,10 @@ class HelperBridge(QObject):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="tungui-bus", daemon=True)
         self._ids = itertools.count(1)
+        # Touched on the GUI thread only.
+        self._requests: dict[int, _Request[Any]] = {}
+        self.finished.connect(self._deliver)
+        self.failed.connect(self._deliver_failure)
         self._client: HelperClient | None = None
         self._available = False
         self._owner_changed: asyncio.Event | None = None
@@ -122,15 +145,42 @@ class HelperBridge(QObject):
         """Try to reach the helper now rather than at the next scheduled attempt."""
         self._loop.call_soon_threadsafe(self._wake)
 
-    def request(self, method: str, *args: Any, **kwargs: Any) -> int:
-        """Call ``HelperClient.<method>(*args, **kwargs)`` on the bus thread.
+    def submit(
+        self,
+        call: ClientCall[_T],
+        on_done: Callable[[_T], None],
+        on_failed: Callable[[TunguiError], None],
+        *,
+        refresh_permissions: bool = True,
+    ) -> int:
+        """Run ``call(client)`` on the bus thread; its outcome comes back on this one.
+
+        Args:
+            call: what to ask, e.g. ``lambda c: c.create_device(spec)``.
+            on_done: called on the GUI thread with the call's result.
+            on_failed: called on the GUI thread with the error (the helper
+                being away is :class:`~tungui.client.HelperUnavailable`).
+            refresh_permissions: ask polkit's answers again after a failure
+                (an authentication may have changed them).
 
         Returns:
             The request id that ``finished`` or ``failed`` will carry.
         """
         request_id = next(self._ids)
-        asyncio.run_coroutine_threadsafe(self._call(request_id, method, args, kwargs), self._loop)
+        request = _Request(call, on_done, on_failed, refresh_permissions)
+        self._requests[request_id] = request
+        asyncio.run_coroutine_threadsafe(self._call(request_id, request), self._loop)
         return request_id
+
+    def _deliver(self, request_id: int, result: object) -> None:
+        request = self._requests.pop(request_id, None)
+        if request is not None:
+            request.on_done(result)
+
+    def _deliver_failure(self, request_id: int, name: str, message: str) -> None:
+        request = self._requests.pop(request_id, None)
+        if request is not None:
+            request.on_failed(error_of(name, message))
 
     # ------------------------------------------------------------ bus thread
 
@@ -162,22 +212,20 @@ class HelperBridge(QObject):
         self._available = available
         self.availabilityChanged.emit(available, reason)
 
-    async def _call(
-        self, request_id: int, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> None:
+    async def _call(self, request_id: int, request: _Request[Any]) -> None:
         client = self._client
         try:
             if client is None or not self._available:
                 raise HelperUnavailable("The tungui helper is not available.", name=_UNAVAILABLE)
-            result = await getattr(client, method)(*args, **kwargs)
+            result = await request.call(client)
         except TunguiError as exc:
             self.failed.emit(request_id, exc.name, exc.message)
-            if method != "get_permissions":
+            if request.refresh_permissions:
                 await self._refresh_permissions()
             return
         except Exception as exc:  # a bug of ours: say so rather than hang the window
-            log.exception("%s failed", method)
-            self.failed.emit(request_id, "", f"{method} failed: {exc}")
+            log.exception("request %d failed", request_id)
+            self.failed.emit(request_id, "", f"The request failed: {exc}")
             return
         self.finished.emit(request_id, result)
 
@@ -296,6 +344,6 @@ class HelperBridge(QObject):
         if self._available:
             self.statistics.emit(timestamp_ns, counters)
 
-    def _on_devices_changed(self, updated: list[dict[str, Any]], removed: list[str]) -> None:
+    def _on_devices_changed(self, updated: list[Device], removed: list[str]) -> None:
         if self._available:
             self.devicesChanged.emit(updated, removed)

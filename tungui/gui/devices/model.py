@@ -1,6 +1,6 @@
 """The devices as a Qt table model, and the proxy that filters and sorts them.
 
-Rows are the device dicts the helper reports (docs/dbus.md), keyed by
+Rows are the devices the helper reports (Device records), keyed by
 interface index so a rename stays one row.  An update of one device costs
 one ``dataChanged``; only new and removed devices change the row set.
 """
@@ -21,28 +21,28 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QFont, QIcon
 
-from . import icons
-from .accounts import group_name, user_name
+from tungui.accounts import group_name, user_name
+from tungui.gui import icons
+from tungui_contract.device import Device
 
-Device = dict[str, Any]
 AnyIndex = QModelIndex | QPersistentModelIndex
 
 #: Role holding the value columns sort by (numbers sort as numbers).
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-#: Role holding the whole device dict.
+#: Role holding the whole Device record.
 DEVICE_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
 def kind_text(device: Device) -> str:
     """TUN, TAP or Bridge."""
-    return {"tun": "TUN", "tap": "TAP", "bridge": "Bridge"}.get(device.get("kind", ""), "")
+    return {"tun": "TUN", "tap": "TAP", "bridge": "Bridge"}.get(device.kind, "")
 
 
 def state_text(device: Device) -> str:
     """What a person wants to know about the link state."""
-    if not device.get("up"):
+    if not device.up:
         return "down"
-    operstate = str(device.get("operstate", ""))
+    operstate = device.operstate
     if operstate in ("up", "unknown"):
         return "up"
     if operstate in ("down", "lowerlayerdown", "notpresent"):
@@ -53,23 +53,23 @@ def state_text(device: Device) -> str:
 
 def flags_text(device: Device) -> str:
     """The TUN/TAP flags that are set, comma-separated."""
-    names = (
-        ("persist", "persist"),
-        ("pi", "pi"),
-        ("vnet_hdr", "vnet_hdr"),
-        ("multi_queue", "multi-queue"),
+    flags = (
+        (device.persist, "persist"),
+        (device.pi, "pi"),
+        (device.vnet_hdr, "vnet_hdr"),
+        (device.multi_queue, "multi-queue"),
     )
-    return ", ".join(label for key, label in names if device.get(key))
+    return ", ".join(label for on, label in flags if on)
 
 
 def held_text(device: Device) -> str:
     """Who holds a TUN/TAP device open."""
-    if device.get("kind") == "bridge":
+    if device.kind == "bridge":
         return ""
-    if device.get("transient"):
+    if device.transient:
         return "tungui"
-    if device.get("held"):
-        queues = int(device.get("queues_attached", 1))
+    if device.held:
+        queues = device.queues_attached
         return "a program" if queues <= 1 else f"{queues} queues"
     return "no"
 
@@ -85,7 +85,7 @@ class Column:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("Name", lambda d: str(d.get("name", ""))),
+    Column("Name", lambda d: d.name),
     Column("Kind", kind_text),
     Column("State", state_text),
     Column(
@@ -93,13 +93,13 @@ COLUMNS: tuple[Column, ...] = (
         flags_text,
         tip="TUN/TAP options: persist, packet information, virtio-net header, multi-queue",
     ),
-    Column("Owner", lambda d: user_name(int(d.get("owner", -1)))),
-    Column("Group", lambda d: group_name(int(d.get("group", -1)))),
+    Column("Owner", lambda d: user_name(d.owner)),
+    Column("Group", lambda d: group_name(d.group)),
     Column("Held by", held_text, tip="Whether a program has the device open"),
-    Column("MTU", lambda d: str(d.get("mtu", "")), sort=lambda d: int(d.get("mtu", 0))),
-    Column("MAC", lambda d: str(d.get("mac", ""))),
-    Column("Addresses", lambda d: ", ".join(d.get("addresses", []))),
-    Column("Bridge", lambda d: str(d.get("master", ""))),
+    Column("MTU", lambda d: str(d.mtu), sort=lambda d: d.mtu),
+    Column("MAC", lambda d: d.mac),
+    Column("Addresses", lambda d: ", ".join(d.addresses)),
+    Column("Bridge", lambda d: d.master),
 )
 NAME_COLUMN = 0
 
@@ -200,23 +200,23 @@ class DeviceTableModel(QAbstractTableModel):
         new: list[Device] = []
         last = len(COLUMNS) - 1
         for device in updated:
-            row = self._rows.get(int(device.get("index", -1)))
+            row = self._rows.get(device.index)
             if row is None:
                 new.append(device)
                 continue
             self._devices[row] = device
-            gone.discard(str(device.get("name")))
+            gone.discard(device.name)
             self.dataChanged.emit(self.index(row, 0), self.index(row, last))
         if new:
             first = len(self._devices)
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
             self._devices.extend(new)
             for offset, device in enumerate(new):
-                self._rows[int(device.get("index", -1))] = first + offset
+                self._rows[device.index] = first + offset
             self.endInsertRows()
         if gone:
             doomed = sorted(
-                (row for row, d in enumerate(self._devices) if d.get("name") in gone),
+                (row for row, d in enumerate(self._devices) if d.name in gone),
                 reverse=True,
             )
             for row in doomed:
@@ -258,12 +258,12 @@ class DeviceTableModel(QAbstractTableModel):
         return self._rates.get(name, _NO_RATES)
 
     def _reindex(self) -> None:
-        self._rows = {int(d.get("index", -1)): row for row, d in enumerate(self._devices)}
+        self._rows = {d.index: row for row, d in enumerate(self._devices)}
 
     # --------------------------------------------------------------- reading
 
     def device(self, row: int) -> Device:
-        """The device dict of a row."""
+        """The device of a row."""
         return self._devices[row]
 
     def devices(self) -> list[Device]:
@@ -272,12 +272,12 @@ class DeviceTableModel(QAbstractTableModel):
 
     def bridges(self) -> list[str]:
         """The names of the bridges."""
-        return sorted(str(d["name"]) for d in self._devices if d.get("kind") == "bridge")
+        return sorted(d.name for d in self._devices if d.kind == "bridge")
 
     def row_of(self, name: str) -> int | None:
         """The row of the device of that name."""
         for row, device in enumerate(self._devices):
-            if device.get("name") == name:
+            if device.name == name:
                 return row
         return None
 
@@ -320,11 +320,11 @@ class DeviceTableModel(QAbstractTableModel):
             return column.sort(device) if column.sort else column.text(device).lower()
         if role == DEVICE_ROLE:
             return device
-        managed = bool(device.get("managed"))
+        managed = device.managed
         if role == Qt.ItemDataRole.ToolTipRole:
             if index.column() == NAME_COLUMN and not managed:
                 return (
-                    f"{device.get('name')} was not created by tungui; changing it asks for "
+                    f"{device.name} was not created by tungui; changing it asks for "
                     "administrator authentication every time."
                 )
             return column.text(device) or None
@@ -337,7 +337,7 @@ class DeviceTableModel(QAbstractTableModel):
         return None
 
     def _stat_data(self, device: Device, column: StatColumn, role: int) -> Any:
-        name = str(device.get("name"))
+        name = device.name
         entry = self._counters.get(name)
         if entry is None:
             return None
@@ -355,7 +355,7 @@ def device_icon(device: Device) -> QIcon:
     """The icon of a device's kind."""
     return icons.icon(
         {"tun": "network-vpn", "tap": "network-wired", "bridge": "network-workgroup"}.get(
-            str(device.get("kind")), "network-wired"
+            device.kind, "network-wired"
         )
     )
 
@@ -389,5 +389,7 @@ class DeviceFilterModel(QSortFilterProxyModel):
         return any(self._needle in column.text(device).lower() for column in COLUMNS)
 
     def device(self, proxy_row: int) -> Device:
-        """The device dict of a row of this proxy."""
-        return dict(self.index(proxy_row, 0).data(DEVICE_ROLE))
+        """The device of a row of this proxy."""
+        device = self.index(proxy_row, 0).data(DEVICE_ROLE)
+        assert isinstance(device, Device)
+        return device

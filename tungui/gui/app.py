@@ -9,12 +9,13 @@ import sys
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
+from tungui import __version__
 from tungui_contract.bus import APP_ID
 
-from . import __version__, icons
-from .bridge import HelperBridge
-from .controller import Controller
-from .devicemodel import DeviceTableModel
+from . import icons
+from .busthread import BusThread
+from .devices.controller import Controller
+from .devices.model import DeviceTableModel
 from .mainwindow import MainWindow
 
 
@@ -28,19 +29,19 @@ class App:
 
     def __init__(self, address: str | None = None, settings: QSettings | None = None) -> None:
         self.settings = settings or QSettings("tungui", "tungui")
-        self.bridge = HelperBridge(address)
+        self.helper = BusThread(address)
         self.model = DeviceTableModel()
         self.window = MainWindow(self.model, self.settings)
-        self.controller = Controller(self.bridge, self.model, self.window)
+        self.controller = Controller(self.helper, self.model, self.window)
 
     def start(self) -> None:
         """Show the window and connect to the helper."""
         self.window.show()
-        self.bridge.start()
+        self.helper.start()
 
     def stop(self) -> None:
         """Leave the bus; devices made "only while tungui runs" go with it."""
-        self.bridge.stop()
+        self.helper.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

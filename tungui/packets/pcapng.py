@@ -46,7 +46,7 @@ import struct
 from types import TracebackType
 from typing import BinaryIO
 
-from . import __version__
+from tungui import __version__
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101

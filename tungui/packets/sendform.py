@@ -9,18 +9,19 @@ the host receives them:
 * a TUN device takes a bare IPv4 or IPv6 packet, or, with packet
   information (``pi``), that packet after 4 bytes of flags and ethertype.
 
-The packets themselves are built in :mod:`tungui.packets`.
+The packets themselves are built in :mod:`tungui.packets.build`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .form import Problems
-from .packets import (
+from tungui.problems import Problems
+from tungui_contract.device import Device
+
+from .build import (
     BROADCAST_MAC,
     MAC_RE,
     IpAddress,
@@ -37,7 +38,7 @@ Template = Literal["hex", "arp", "icmp", "udp"]
 #: The templates, in the order a picker lists them.
 TEMPLATES: tuple[Template, ...] = ("hex", "arp", "icmp", "udp")
 
-#: The link types of :mod:`tungui.decode`.
+#: The link types of :mod:`tungui.packets.decode`.
 Link = Literal["ethernet", "ip", "tun_pi"]
 
 ETHERNET_HEADER = 14
@@ -52,38 +53,38 @@ DEFAULT_IDENT = 0x7475
 # -- the device's limits -----------------------------------------------------------
 
 
-def device_mode(device: Mapping[str, Any]) -> str:
-    """``"tun"`` or ``"tap"`` (or whatever else the device dict says it is)."""
-    return str(device.get("mode", device.get("kind", "")))
+def device_mode(device: Device) -> str:
+    """``"tun"`` or ``"tap"`` (or whatever else the device says it is)."""
+    return device.mode or device.kind
 
 
-def link_type(device: Mapping[str, Any]) -> Link:
-    """How :mod:`tungui.decode` reads this device's packets."""
+def link_type(device: Device) -> Link:
+    """How :mod:`tungui.packets.decode` reads this device's packets."""
     if device_mode(device) == "tap":
         return "ethernet"
-    return "tun_pi" if device.get("pi") else "ip"
+    return "tun_pi" if device.pi else "ip"
 
 
-def max_length(device: Mapping[str, Any]) -> int:
+def max_length(device: Device) -> int:
     """The longest packet the device takes, as the helper checks it.
 
     The MTU, plus for a TAP device the Ethernet header and one VLAN tag, and
     for a device with packet information its 4-byte header.
     """
-    overhead = (PI_HEADER if device.get("pi") else 0) + (
+    overhead = (PI_HEADER if device.pi else 0) + (
         ETHERNET_HEADER + VLAN_TAG if device_mode(device) == "tap" else 0
     )
-    return int(device.get("mtu", 1500)) + overhead
+    return device.mtu + overhead
 
 
-def min_length(device: Mapping[str, Any]) -> int:
+def min_length(device: Device) -> int:
     """The shortest packet the device takes, as the helper checks it.
 
     An Ethernet header for a TAP device, an IPv4 header for a TUN device,
     plus 4 bytes with packet information.
     """
     base = ETHERNET_HEADER if device_mode(device) == "tap" else SHORTEST_IP
-    return base + (PI_HEADER if device.get("pi") else 0)
+    return base + (PI_HEADER if device.pi else 0)
 
 
 # -- the form -------------------------------------------------------------------
@@ -115,7 +116,7 @@ class SendForm:
     payload_is_hex: bool = False
 
     @classmethod
-    def defaults(cls, device: Mapping[str, Any], template: Template = "icmp") -> SendForm:
+    def defaults(cls, device: Device, template: Template = "icmp") -> SendForm:
         """A form that makes the host answer: from a neighbour to the device's address.
 
         The source is another address of the device's first subnet (IPv4
@@ -124,11 +125,11 @@ class SendForm:
         :func:`neighbour_mac`) to the device's (for ARP: to broadcast).
 
         Args:
-            device: a device dict as ListDevices reports it.
+            device: the device, as listed.
             template: which template the form is for.
         """
         own, neighbour = _default_addresses(device)
-        mac = str(device.get("mac", ""))
+        mac = device.mac
         return cls(
             template=template,
             src_ip=neighbour,
@@ -174,7 +175,7 @@ def neighbour_mac(mac: str) -> str:
     return ":".join(f"{octet:02x}" for octet in octets)
 
 
-def check(form: SendForm, device: Mapping[str, Any]) -> Checked:
+def check(form: SendForm, device: Device) -> Checked:
     """Check a form against a device and build its packet.
 
     Args:
@@ -186,7 +187,7 @@ def check(form: SendForm, device: Mapping[str, Any]) -> Checked:
     """
     out = _Collector()
     tap = device_mode(device) == "tap"
-    name = str(device.get("name", "the device"))
+    name = device.name or "the device"
     packet: bytes | None = None
     if form.template == "hex":
         packet = _check_hex(out, form, device)
@@ -207,7 +208,7 @@ def check(form: SendForm, device: Mapping[str, Any]) -> Checked:
     else:
         out.add("template", f"{form.template!r} is not a packet template.")
     if packet is not None and not out.problems:
-        if device.get("pi") and not tap and form.template != "hex":
+        if device.pi and not tap and form.template != "hex":
             packet = with_packet_info(packet)
         _check_length(out, packet, device)
     return out.result(packet)
@@ -233,7 +234,7 @@ def _field(out: _Collector, key: str, what: str, text: str, parse: Any) -> Any:
         return None
 
 
-def _check_hex(out: _Collector, form: SendForm, device: Mapping[str, Any]) -> bytes | None:
+def _check_hex(out: _Collector, form: SendForm, device: Device) -> bytes | None:
     try:
         packet = parse_hex(form.hex)
     except ValueError as exc:
@@ -246,7 +247,7 @@ def _check_hex(out: _Collector, form: SendForm, device: Mapping[str, Any]) -> by
         # The kernel refuses (EINVAL) a bare packet that is neither.
         out.add(
             "hex",
-            f"{device.get('name', 'The device')} takes IP packets: "
+            f"{device.name or 'The device'} takes IP packets: "
             "the first hex digit must be 4 (IPv4) or 6 (IPv6).",
         )
         return None
@@ -291,14 +292,14 @@ def _check_ip_template(out: _Collector, form: SendForm, tap: bool) -> bytes | No
     return udp_datagram(str(src), src_port, str(dst), dst_port, payload, ethernet=ethernet)
 
 
-def _check_length(out: _Collector, packet: bytes, device: Mapping[str, Any]) -> None:
-    name = device.get("name", "the device")
+def _check_length(out: _Collector, packet: bytes, device: Device) -> None:
+    name = device.name or "the device"
     longest, shortest = max_length(device), min_length(device)
     if len(packet) > longest:
         out.add(
             "length",
             f"The packet is {len(packet)} bytes; {name} takes at most {longest} "
-            f"(MTU {device.get('mtu', 1500)}).",
+            f"(MTU {device.mtu}).",
         )
     elif len(packet) < shortest:
         out.add("length", f"The packet is {len(packet)} bytes; {name} takes at least {shortest}.")
@@ -358,10 +359,10 @@ def _unicast_mac(text: str, what: str) -> str:
 # -- helpers ------------------------------------------------------------------------
 
 
-def _default_addresses(device: Mapping[str, Any]) -> tuple[str, str]:
+def _default_addresses(device: Device) -> tuple[str, str]:
     """The device's first address (IPv4 preferred) and a neighbour in its subnet."""
     interfaces: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = []
-    for text in device.get("addresses", []):
+    for text in device.addresses:
         try:
             interfaces.append(ipaddress.ip_interface(str(text)))
         except ValueError:
