@@ -164,7 +164,7 @@ def front_end(address: str, device: str, settings_path: str) -> int:
 
     What the window got is read from the outside where it can be: the
     packets its capture thread parsed (``parse_message`` in
-    ``tungui.gui.capture.window``, wrapped here to count them and to note the
+    ``tungui.gui.capture.reader``, wrapped here to count them and to note the
     helper's dropped and sampled-out figures that each packet carries), the
     packets that went into the list (its rows and those let go), and what
     the packet window itself counts (``skipped``, ``not_shown``).  The rest
@@ -174,6 +174,7 @@ def front_end(address: str, device: str, settings_path: str) -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([sys.argv[0]])
+    import tungui.gui.capture.reader as capture_reader
     import tungui.gui.capture.window as packetview
     from tungui.gui.actions import Act
     from tungui.gui.app import App
@@ -182,10 +183,10 @@ def front_end(address: str, device: str, settings_path: str) -> int:
     def say(**fields: Any) -> None:
         print(json.dumps(fields), flush=True)
 
-    # The capture thread calls the name parse_message of packetview's module:
+    # The capture thread calls the name parse_message of its reader's module:
     # wrap what that name holds, before any packet window exists.
     parsed = dropped = sampled = 0
-    parse: Callable[[bytes], list[Packet]] = vars(packetview)["parse_message"]
+    parse: Callable[[bytes], list[Packet]] = vars(capture_reader)["parse_message"]
 
     def counted(message: bytes) -> list[Packet]:  # on the capture thread
         nonlocal parsed, dropped, sampled
@@ -197,7 +198,7 @@ def front_end(address: str, device: str, settings_path: str) -> int:
             sampled = getattr(packets[-1], "sampled", 0)
         return packets
 
-    vars(packetview)["parse_message"] = counted
+    vars(capture_reader)["parse_message"] = counted
     tungui = App(address, QSettings(settings_path, QSettings.Format.IniFormat))
 
     class Probe(QObject):

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from unit.tshark import tshark_fields
 
-from tungui.gui.capture.window import LIVE_RATE, PacketModel, PacketWindow, StreamReader
+from tungui.gui.capture.model import PacketModel
+from tungui.gui.capture.reader import StreamReader
+from tungui.gui.capture.window import LIVE_RATE, PacketWindow
 from tungui_contract.capture import CAPTURE_FORMAT_BLOCK, CAPTURE_HEADER, CAPTURE_RATE
 from tungui_contract.device import Device
 

@@ -1,30 +1,18 @@
 """Watch packets: the live list of a device's packets and the bytes of one.
 
 The helper streams packets to this window alone (StartCapture); a thread
-reads the stream and hands batches to the GUI thread, which decodes them
-for the list, unprivileged.  The list keeps a bounded number of packets and
-says how many it did not show (dropped on the way, or paused, or pushed out).
+(:mod:`.reader`) reads the stream and hands batches to the GUI thread, which
+decodes them for the list (:mod:`.model`), unprivileged.  The list keeps a
+bounded number of packets and says how many it did not show (dropped on the
+way, or paused, or pushed out).
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import socket
-import threading
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    QTimer,
-    Signal,
-)
+from PySide6.QtCore import QModelIndex, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -40,220 +28,20 @@ from PySide6.QtWidgets import (
 
 from tungui.gui import icons
 from tungui.gui.hexview import HexView
-from tungui.packets.decode import decode
 from tungui.packets.pcapng import CaptureWriter
-from tungui.packets.stream import MESSAGE_MAX, Packet, ask_rate, parse_message, write_packets
+from tungui.packets.stream import write_packets
 from tungui_contract.capture import CAPTURE_MAX_SNAPLEN
 from tungui_contract.device import Device
 
-AnyIndex = QModelIndex | QPersistentModelIndex
+from .model import PacketModel
+from .reader import StreamReader
 
-#: Packets the list keeps; older ones make room (and are counted).
-DEFAULT_LIMIT = 10_000
 #: Packets a second the window asks the helper for while it only shows
 #: them (more are sampled out, in the kernel); a capture file gets them all.
 LIVE_RATE = 2_000
 #: The list takes what arrived at most this often (ms): each update of a
 #: view costs about the same whether it brings one packet or hundreds.
 TAKE_INTERVAL_MS = 100
-
-
-@dataclass(frozen=True)
-class Row:
-    """One packet as the list shows it."""
-
-    number: int
-    packet: Packet
-    protocol: str
-    summary: str
-
-
-class PacketModel(QAbstractTableModel):
-    """The captured packets, newest last, at most ``limit`` of them.
-
-    Args:
-        link: "ethernet" for TAP, "ip" for TUN (what the capture carries).
-        limit: how many packets to keep.
-    """
-
-    HEADERS = ("No.", "Time", "Direction", "Length", "Protocol", "Summary")
-
-    def __init__(
-        self, link: str, limit: int = DEFAULT_LIMIT, parent: QObject | None = None
-    ) -> None:
-        super().__init__(parent)
-        self.link = link
-        self.limit = limit
-        self._rows: collections.deque[Row] = collections.deque()
-        self._count = 0
-        self._first_ns: int | None = None
-        #: Packets pushed out of the list to keep it bounded.
-        self.pushed_out = 0
-
-    def add(self, packets: Iterable[Packet]) -> None:
-        """Append packets, decoding them; drop the oldest beyond the limit."""
-        new = []
-        for packet in packets:
-            self._count += 1
-            if self._first_ns is None:
-                self._first_ns = packet.timestamp_ns
-            decoded = decode(packet.data, link=self.link)
-            new.append(Row(self._count, packet, decoded.protocol, decoded.summary))
-        if not new:
-            return
-        if len(new) > self.limit:
-            self.pushed_out += len(new) - self.limit
-            new = new[-self.limit :]
-        overflow = len(self._rows) + len(new) - self.limit
-        if overflow > 0:
-            self.beginRemoveRows(QModelIndex(), 0, overflow - 1)
-            for _ in range(overflow):
-                self._rows.popleft()
-            self.endRemoveRows()
-            self.pushed_out += overflow
-        first = len(self._rows)
-        self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
-        self._rows.extend(new)
-        self.endInsertRows()
-
-    def clear(self) -> None:
-        """Forget every packet."""
-        self.beginResetModel()
-        self._rows.clear()
-        self.endResetModel()
-
-    def row(self, index: int) -> Row:
-        """One row."""
-        return self._rows[index]
-
-    def rows(self) -> list[Row]:
-        """Every row kept, oldest first."""
-        return list(self._rows)
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or role not in (
-            Qt.ItemDataRole.DisplayRole,
-            Qt.ItemDataRole.AccessibleTextRole,
-        ):
-            return None
-        row = self._rows[index.row()]
-        first = self._first_ns or row.packet.timestamp_ns
-        return (
-            str(row.number),
-            f"{(row.packet.timestamp_ns - first) / 1e9:.6f}",
-            "sent" if row.packet.outgoing else "received",
-            str(row.packet.original_length),
-            row.protocol,
-            row.summary,
-        )[index.column()]
-
-
-class StreamReader(QObject):
-    """Reads a capture stream on a thread; the GUI thread takes packets when it can.
-
-    The thread walks every message and writes every packet to the capture
-    file, if there is one; for the list it keeps at most ``pending_max``
-    packets waiting, the newest, and counts the ones it let go, so neither
-    memory nor the GUI thread's work grows with the packet rate.  Only one
-    ``ready`` signal is ever on its way.
-
-    Args:
-        stream: the socket StartCapture returned.
-        pending_max: packets kept waiting for the GUI thread.
-    """
-
-    #: Packets wait to be taken (:meth:`take`).
-    ready = Signal()
-    #: The stream ended (the helper stopped, or the device went away).
-    ended = Signal()
-
-    def __init__(
-        self, stream: socket.socket, parent: QObject | None = None, *, pending_max: int = 2_000
-    ) -> None:
-        super().__init__(parent)
-        self._stream = stream
-        self._stopping = False
-        self._lock = threading.Lock()
-        self._pending: collections.deque[Packet] = collections.deque(maxlen=pending_max)
-        self._notified = False
-        self._writer: tuple[CaptureWriter, int] | None = None
-        #: Packets that came faster than the list took them, let go.
-        self.skipped = 0
-        #: Packets written to the capture file.
-        self.written = 0
-        self._thread = threading.Thread(target=self._run, name="tungui-capture", daemon=True)
-
-    def start(self) -> None:
-        """Start reading."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Close the stream (the helper's capture ends with it) and wait."""
-        self._stopping = True
-        with contextlib.suppress(OSError):
-            self._stream.shutdown(socket.SHUT_RDWR)
-        self._thread.join(timeout=5)
-        self._stream.close()
-
-    def ask_rate(self, max_rate: int) -> None:
-        """Ask the helper for at most ``max_rate`` packets a second (0: every packet)."""
-        with contextlib.suppress(OSError):  # the stream has ended
-            ask_rate(self._stream, max_rate)
-
-    def write_to(self, writer: CaptureWriter | None, interface: int = 0) -> None:
-        """Write every packet from now on with ``writer`` (None: stop writing)."""
-        with self._lock:
-            self._writer = None if writer is None else (writer, interface)
-
-    def take(self) -> list[Packet]:
-        """The packets waiting, oldest first (GUI thread)."""
-        with self._lock:
-            packets = list(self._pending)
-            self._pending.clear()
-            self._notified = False
-        return packets
-
-    def _run(self) -> None:
-        self._stream.settimeout(0.2)
-        while not self._stopping:
-            try:
-                message = self._stream.recv(MESSAGE_MAX)
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            if not message:
-                break
-            self._arrived(parse_message(message))
-        if not self._stopping:
-            self.ended.emit()
-
-    def _arrived(self, packets: list[Packet]) -> None:
-        if not packets:
-            return
-        with self._lock:
-            if self._writer is not None:
-                write_packets(*self._writer, packets)
-                self.written += len(packets)
-            pending = self._pending
-            self.skipped += max(0, len(pending) + len(packets) - (pending.maxlen or 0))
-            pending.extend(packets)
-            notify, self._notified = not self._notified, True
-        if notify:
-            self.ready.emit()
 
 
 class PacketWindow(QMainWindow):
