@@ -18,9 +18,8 @@ from typing import Any
 
 import dpkt
 
-ETH_P_IP = 0x0800
-ETH_P_ARP = 0x0806
-ETH_P_IPV6 = 0x86DD
+from .protocols import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6
+
 BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
 
 _HEX_SEPARATORS = re.compile(r"[\s:]+")

@@ -30,117 +30,23 @@ from typing import Any, NamedTuple
 
 import dpkt
 
+from .protocols import (
+    ETH_P_ARP,
+    ETH_P_IP,
+    ETH_P_IPV6,
+    ETHERTYPE_NAMES,
+    ICMP6_TYPES,
+    ICMP6_UNREACHABLE,
+    ICMP_TYPES,
+    ICMP_UNREACHABLE,
+    IP_PROTO_NAMES,
+    TCP_FLAGS,
+)
+
 #: The link types :func:`decode` understands (see the module docstring).
 LINKS = ("ethernet", "ip", "tun_pi")
 
-ETH_P_IP = 0x0800
-ETH_P_ARP = 0x0806
-ETH_P_IPV6 = 0x86DD
 _VLAN_TYPES = (0x8100, 0x88A8)  # 802.1Q and 802.1ad (QinQ) tags
-
-ETHERTYPE_NAMES = {
-    ETH_P_IP: "IPv4",
-    ETH_P_ARP: "ARP",
-    ETH_P_IPV6: "IPv6",
-    0x8035: "RARP",
-    0x8100: "802.1Q",
-    0x88A8: "802.1ad",
-    0x8809: "Slow Protocols",
-    0x8847: "MPLS",
-    0x8848: "MPLS multicast",
-    0x8863: "PPPoE discovery",
-    0x8864: "PPPoE session",
-    0x888E: "EAPOL",
-    0x88CC: "LLDP",
-    0x88F7: "PTP",
-    0x9000: "Loopback",
-}
-
-IP_PROTO_NAMES = {
-    0: "HOPOPT",
-    1: "ICMP",
-    2: "IGMP",
-    4: "IPIP",
-    6: "TCP",
-    17: "UDP",
-    41: "IPv6",
-    43: "IPv6-Route",
-    44: "IPv6-Frag",
-    47: "GRE",
-    50: "ESP",
-    51: "AH",
-    58: "ICMPv6",
-    59: "IPv6-NoNxt",
-    60: "IPv6-Opts",
-    89: "OSPF",
-    103: "PIM",
-    112: "VRRP",
-    132: "SCTP",
-}
-
-_ICMP_TYPES = {
-    0: "echo reply",
-    3: "destination unreachable",
-    4: "source quench",
-    5: "redirect",
-    8: "echo request",
-    9: "router advertisement",
-    10: "router solicitation",
-    11: "time exceeded",
-    12: "parameter problem",
-    13: "timestamp request",
-    14: "timestamp reply",
-}
-
-_ICMP_UNREACHABLE = {
-    0: "network unreachable",
-    1: "host unreachable",
-    2: "protocol unreachable",
-    3: "port unreachable",
-    4: "fragmentation needed",
-    9: "network prohibited",
-    10: "host prohibited",
-    13: "administratively prohibited",
-}
-
-_ICMP6_TYPES = {
-    1: "destination unreachable",
-    2: "packet too big",
-    3: "time exceeded",
-    4: "parameter problem",
-    128: "echo request",
-    129: "echo reply",
-    130: "multicast listener query",
-    131: "multicast listener report",
-    132: "multicast listener done",
-    133: "router solicitation",
-    134: "router advertisement",
-    135: "neighbor solicitation",
-    136: "neighbor advertisement",
-    137: "redirect",
-    143: "multicast listener report v2",
-}
-
-_ICMP6_UNREACHABLE = {
-    0: "no route",
-    1: "administratively prohibited",
-    3: "address unreachable",
-    4: "port unreachable",
-}
-
-# TCP flags in Wireshark's order (lowest bit first): "[SYN, ACK]", "[FIN, PSH, ACK]".
-_TCP_FLAGS = (
-    (dpkt.tcp.TH_FIN, "FIN"),
-    (dpkt.tcp.TH_SYN, "SYN"),
-    (dpkt.tcp.TH_RST, "RST"),
-    (dpkt.tcp.TH_PUSH, "PSH"),
-    (dpkt.tcp.TH_ACK, "ACK"),
-    (dpkt.tcp.TH_URG, "URG"),
-    (dpkt.tcp.TH_ECE, "ECE"),
-    (dpkt.tcp.TH_CWR, "CWR"),
-    (dpkt.tcp.TH_NS, "NS"),
-)
-
 _ND_OPT_TARGET_LL = 2  # the target link-layer address option of an advertisement
 
 
@@ -359,7 +265,7 @@ def _transport(version: int, proto: int, payload: Any, src: str, dst: str) -> De
     if proto == 6:
         if not isinstance(payload, dpkt.tcp.TCP):
             return _malformed("TCP", f"TCP {src} → {dst}", payload)
-        flags = ", ".join(name for bit, name in _TCP_FLAGS if payload.flags & bit) or "<none>"
+        flags = ", ".join(name for bit, name in TCP_FLAGS if payload.flags & bit) or "<none>"
         ends = _endpoints(version, src, payload.sport, dst, payload.dport)
         length = f" len={len(payload.data)}" if payload.data else ""
         return Decoded("TCP", f"TCP {ends} [{flags}]{length}")
@@ -378,14 +284,14 @@ def _transport(version: int, proto: int, payload: Any, src: str, dst: str) -> De
 
 def _icmp(icmp: Any, src: str, dst: str) -> Decoded:
     """An ICMP message (echo with its id and sequence number)."""
-    name = _ICMP_TYPES.get(icmp.type)
+    name = ICMP_TYPES.get(icmp.type)
     if icmp.type in (0, 8):
         echo = icmp.data
         if not isinstance(echo, dpkt.icmp.ICMP.Echo):
             return _malformed("ICMP", f"ICMP {name} {src} → {dst}", echo)
         return Decoded("ICMP", f"ICMP {name} {src} → {dst} id={echo.id} seq={echo.seq}")
     if icmp.type == 3:
-        reason = _ICMP_UNREACHABLE.get(icmp.code, f"code={icmp.code}")
+        reason = ICMP_UNREACHABLE.get(icmp.code, f"code={icmp.code}")
         return Decoded("ICMP", f"ICMP destination unreachable ({reason}) {src} → {dst}")
     if name is None:
         return Decoded("ICMP", f"ICMP type={icmp.type} code={icmp.code} {src} → {dst}")
@@ -396,7 +302,7 @@ def _icmp(icmp: Any, src: str, dst: str) -> Decoded:
 def _icmp6(icmp6: Any, src: str, dst: str) -> Decoded:
     """An ICMPv6 message: echo, neighbor discovery, errors."""
     kind = icmp6.type
-    name = _ICMP6_TYPES.get(kind)
+    name = ICMP6_TYPES.get(kind)
     body = icmp6.data
     if kind in (128, 129):
         if not isinstance(body, dpkt.icmp6.ICMP6.Echo):
@@ -420,7 +326,7 @@ def _icmp6(icmp6: Any, src: str, dst: str) -> Decoded:
         note = f" ({', '.join(flags)})" if flags else ""
         return Decoded("ICMPv6", f"ICMPv6 neighbor advertisement {target}{where}{note}")
     if kind == 1:
-        reason = _ICMP6_UNREACHABLE.get(icmp6.code, f"code={icmp6.code}")
+        reason = ICMP6_UNREACHABLE.get(icmp6.code, f"code={icmp6.code}")
         return Decoded("ICMPv6", f"ICMPv6 destination unreachable ({reason}) {src} → {dst}")
     if kind == 2 and len(bytes(body)) >= 4:
         # Read the MTU from the bytes: dpkt drops TooBig when no packet follows it.
