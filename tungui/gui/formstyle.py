@@ -1,5 +1,6 @@
 """Looks the dialogs share: how they mark a problem with what was typed
-(colours and icons from the theme) and how their forms line up.
+(colours and icons from the theme), how their forms line up, and the small
+widgets their forms are made of.
 
 Shared by the device dialog and the send dialog, so both say "wrong" alike
 on light and dark themes.
@@ -11,7 +12,18 @@ from collections.abc import Iterable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPalette
-from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QStyle, QWidget
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QCheckBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QRadioButton,
+    QStyle,
+    QVBoxLayout,
+    QWidget,
+)
 
 
 def problem_palette(palette: QPalette) -> QPalette:
@@ -86,3 +98,38 @@ def align_form_labels(layouts: Iterable[QFormLayout]) -> None:
         width = max(label.sizeHint().width() for label in labels)
         for label in labels:
             label.setMinimumWidth(width)
+
+
+def check_box(text: str, checked: bool, tip: str) -> QCheckBox:
+    """A check box named for assistive technology by its text."""
+    box = QCheckBox(text)
+    box.setAccessibleName(text.replace("&", ""))
+    box.setChecked(checked)
+    box.setToolTip(tip)
+    return box
+
+
+def radio(text: str, tip: str) -> QRadioButton:
+    """A radio button named for assistive technology by its text."""
+    button = QRadioButton(text)
+    button.setAccessibleName(text.replace("&", ""))
+    button.setToolTip(tip)
+    return button
+
+
+def group_box(title: str) -> tuple[QGroupBox, QFormLayout]:
+    """A titled group holding a form whose fields grow with the dialog."""
+    box = QGroupBox(title)
+    layout = QFormLayout(box)
+    layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    return box, layout
+
+
+def stacked(*buttons: QAbstractButton) -> QWidget:
+    """Buttons one above the other, as one field of a form."""
+    widget = QWidget()
+    layout = QVBoxLayout(widget)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for button in buttons:
+        layout.addWidget(button)
+    return widget

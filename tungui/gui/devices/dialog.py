@@ -15,9 +15,7 @@ from typing import Any
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QAction, QIcon, QPalette
 from PySide6.QtWidgets import (
-    QAbstractButton,
     QButtonGroup,
-    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -28,7 +26,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
-    QRadioButton,
     QVBoxLayout,
     QWidget,
 )
@@ -143,26 +140,26 @@ class DeviceDialog(QDialog):
         self._name = self._line_edit("Name", start.name, f"{mode}%d (automatic)")
         self._name.setToolTip("Up to 15 characters; one %d is replaced by the first free number.")
         self._cue("name", self._name)
-        self._pi = self._check_box(
+        self._pi = formstyle.check_box(
             "&Packet information header",
             start.pi,
             "Each packet starts with 4 bytes of flags and protocol. "
             "Leave it off unless the program that opens the device expects it.",
         )
-        self._vnet_hdr = self._check_box(
+        self._vnet_hdr = formstyle.check_box(
             "&virtio-net header (vnet_hdr)",
             start.vnet_hdr,
             "Each packet carries a virtio-net header, for QEMU's offloads.",
         )
-        self._multi_queue = self._check_box(
+        self._multi_queue = formstyle.check_box(
             "&Multi-queue",
             start.multi_queue,
             "Several programs or threads may each open a queue of the device.",
         )
-        device_box, device_form = self._group_box("Device")
+        device_box, device_form = formstyle.group_box("Device")
         device_form.addRow("Type:", self._type)
         device_form.addRow("&Name:", self._name)
-        device_form.addRow("Flags:", _stack(self._pi, self._vnet_hdr, self._multi_queue))
+        device_form.addRow("Flags:", formstyle.stacked(self._pi, self._vnet_hdr, self._multi_queue))
         return device_box, device_form
 
     def _build_access(self, start: DeviceForm) -> tuple[QGroupBox, QFormLayout]:
@@ -176,11 +173,11 @@ class DeviceDialog(QDialog):
             "Members of this group may open the device without privileges.\n"
             "With an owner too, a program must be the owner and in the group."
         )
-        self._keep = self._radio(
+        self._keep = formstyle.radio(
             "&Keep after tungui quits",
             "The device stays until it is deleted, as with “ip tuntap add”.",
         )
-        self._transient = self._radio(
+        self._transient = formstyle.radio(
             "Only &while tungui runs",
             "tungui's helper holds the device open and removes it when tungui quits.\n"
             "Another program can open it too only if it is multi-queue.",
@@ -189,10 +186,10 @@ class DeviceDialog(QDialog):
         lifetime = QButtonGroup(self)
         lifetime.addButton(self._keep)
         lifetime.addButton(self._transient)
-        access_box, access_form = self._group_box("Access")
+        access_box, access_form = formstyle.group_box("Access")
         access_form.addRow("&Owner:", self._owner)
         access_form.addRow("&Group:", self._group)
-        access_form.addRow("Lifetime:", _stack(self._keep, self._transient))
+        access_form.addRow("Lifetime:", formstyle.stacked(self._keep, self._transient))
         return access_box, access_form
 
     def _build_link(
@@ -213,12 +210,12 @@ class DeviceDialog(QDialog):
         for bridge in sorted({*bridges, start.master} - {""}):
             self._bridge.addItem(bridge, bridge)
         self._bridge.setCurrentIndex(self._bridge.findData(start.master))
-        self._up = self._check_box(
+        self._up = formstyle.check_box(
             "Bring the device &up" if self._original is None else "Device is &up",
             start.up,
             "Administratively up: the kernel uses the device once a program opens it.",
         )
-        link_box, link_form = self._group_box("Link")
+        link_box, link_form = formstyle.group_box("Link")
         link_form.addRow("M&TU:", self._mtu)
         mac_label = QLabel("M&AC address:")
         mac_label.setBuddy(self._mac)
@@ -288,19 +285,6 @@ class DeviceDialog(QDialog):
         edit.setMinimumWidth(edit.fontMetrics().horizontalAdvance("x") * 28)
         return edit
 
-    def _check_box(self, text: str, checked: bool, tip: str) -> QCheckBox:
-        box = QCheckBox(text)
-        box.setAccessibleName(text.replace("&", ""))
-        box.setChecked(checked)
-        box.setToolTip(tip)
-        return box
-
-    def _radio(self, text: str, tip: str) -> QRadioButton:
-        radio = QRadioButton(text)
-        radio.setAccessibleName(text.replace("&", ""))
-        radio.setToolTip(tip)
-        return radio
-
     def _account_combo(self, name: str, names: list[str], current: str) -> QComboBox:
         combo = QComboBox()
         line_edit = QLineEdit()
@@ -318,12 +302,6 @@ class DeviceDialog(QDialog):
         combo.setAccessibleName(name)
         self._cue(name.lower(), line_edit)
         return combo
-
-    def _group_box(self, title: str) -> tuple[QGroupBox, QFormLayout]:
-        box = QGroupBox(title)
-        layout = QFormLayout(box)
-        layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        return box, layout
 
     def _cue(self, key: str, edit: QLineEdit) -> None:
         """Give a line edit the warning icon shown while its field has a problem."""
@@ -398,16 +376,6 @@ class DeviceDialog(QDialog):
 
     def _icon_size(self) -> int:
         return formstyle.small_icon_size(self)
-
-
-def _stack(*buttons: QAbstractButton) -> QWidget:
-    """Buttons one above the other, as one field of a form."""
-    widget = QWidget()
-    layout = QVBoxLayout(widget)
-    layout.setContentsMargins(0, 0, 0, 0)
-    for button in buttons:
-        layout.addWidget(button)
-    return widget
 
 
 def _account_text(combo: QComboBox) -> str:
