@@ -1,2 +1,3 @@
-"""The device list (model), the New/Properties dialog (view and its Qt-free
-form), the traffic graph, and the controller that turns actions into calls."""
+"""The devices: their list (:mod:`.model`, shown by the main window), the New and
+Properties dialog (:mod:`.dialog` over its Qt-free :mod:`.dialogform`), the traffic
+graph, "Copy as command", and the window's controller (:mod:`.controller`)."""

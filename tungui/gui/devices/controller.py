@@ -1,24 +1,27 @@
-"""Turns what a person does in the window into calls to the helper.
+"""Turns what a person does in the main window into calls to the helper.
 
-Every call a person started allows interactive authorization, so polkit can
-show the desktop's password dialog; the window goes on while it waits.  A
-refusal or a failure is shown as the helper's sentence, never an error name.
+The window's controller: it feeds the device list from the bus thread,
+enables each action by its rule (:mod:`tungui.gui.actions`), carries out the
+device actions (new, delete, up/down, properties, copy as command) and hands
+Watch Packets and Send Packet to their features' controllers.  Calls go
+through :class:`~tungui.gui.requests.Requests`.
 """
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox
 
-from tungui.client import TunguiError
 from tungui.gui.actions import ACTIONS, Act, State, enabled
-from tungui.gui.busthread import BusThread, ClientCall
+from tungui.gui.busthread import BusThread
+from tungui.gui.capture.controller import CaptureController
 from tungui.gui.mainwindow import MainWindow
+from tungui.gui.requests import Requests
+from tungui.gui.send.controller import SendController
 from tungui_contract.bus import Action
 
 from .ipcommands import ip_commands
@@ -33,8 +36,6 @@ if TYPE_CHECKING:
 
 MANAGE = Action.MANAGE
 MANAGE_FOREIGN = Action.MANAGE_FOREIGN
-
-_T = TypeVar("_T")
 
 
 class Controller(QObject):
@@ -52,6 +53,9 @@ class Controller(QObject):
         self.model = model
         self.window = window
         self._available = False
+        self.requests = Requests(helper, window)
+        self.capture = CaptureController(self.requests, window)
+        self.send = SendController(self.requests, window)
 
         helper.devicesReset.connect(model.reset)
         helper.devicesChanged.connect(model.apply)
@@ -127,40 +131,6 @@ class Controller(QObject):
                 "Remove the device" + ("" if device.managed else note)
             )
 
-    # ------------------------------------------------------------ calls
-
-    def _request(
-        self,
-        call: ClientCall[_T],
-        *,
-        what: str,
-        done: Callable[[_T], str],
-        then: Callable[[_T], None] | None = None,
-    ) -> int:
-        """Submit a call of the client library; say what happens, then how it went.
-
-        Args:
-            call: the call, e.g. ``lambda c: c.delete_device(name)`` (every
-                call a person started may ask for a password).
-            what: the status while it runs.
-            done: the status once it succeeded, from its result.
-            then: what to do with the result after that.
-        """
-
-        def succeeded(result: _T) -> None:
-            self.window.notice.hide()
-            self.window.show_status(done(result))
-            if then is not None:
-                then(result)
-
-        request_id = self.helper.submit(call, succeeded, self._failed)
-        self.window.show_status(what)
-        return request_id
-
-    def _failed(self, error: TunguiError) -> None:
-        self.window.statusBar().clearMessage()
-        self.window.show_error(error.message)
-
     # ------------------------------------------------------------ user actions
 
     def new_device(self, mode: str) -> DeviceDialog:
@@ -178,7 +148,7 @@ class Controller(QObject):
         if spec is None:
             return
         kind = "TUN" if spec.get("mode") == "tun" else "TAP"
-        self._request(
+        self.requests.submit(
             lambda c: c.create_device(spec),
             what=f"Creating a {kind} device…",
             done=lambda name: f"Created {name}",
@@ -196,7 +166,7 @@ class Controller(QObject):
 
         def chosen(name: str) -> None:
             spec = {"name": name.strip() or "br%d", "up": True}
-            self._request(
+            self.requests.submit(
                 lambda c: c.create_bridge(spec),
                 what="Creating a bridge…",
                 done=lambda created: f"Created {created}",
@@ -228,7 +198,7 @@ class Controller(QObject):
 
         def answered() -> None:
             if box.clickedButton() is delete:
-                self._request(
+                self.requests.submit(
                     lambda c: c.delete_device(name),
                     what=f"Deleting {name}…",
                     done=lambda _: f"Deleted {name}",
@@ -246,7 +216,7 @@ class Controller(QObject):
             return
         name = device.name
         up = not device.up
-        self._request(
+        self.requests.submit(
             lambda c: c.configure_device(name, {"up": up}),
             what=f"Bringing {name} {'up' if up else 'down'}…",
             done=lambda _: f"{name} is {'up' if up else 'down'}",
@@ -268,7 +238,7 @@ class Controller(QObject):
         def accepted() -> None:
             changes = dialog.spec()
             if changes:
-                self._request(
+                self.requests.submit(
                     lambda c: c.configure_device(name, changes),
                     what=f"Changing {name}…",
                     done=lambda _: f"Changed {name}",
@@ -282,49 +252,15 @@ class Controller(QObject):
     def watch_selected(self) -> None:
         """Open a packet window for the selected device (capture is authorized by polkit)."""
         device = self.window.selected_device()
-        if device is None or not self._available:
-            return
-        name = device.name
-
-        from tungui.gui.capture.window import LIVE_RATE
-
-        def opened(stream: socket.socket) -> None:
-            from tungui.gui.capture.window import PacketWindow
-
-            window = PacketWindow(device, stream, self.window)
-            window.setWindowFlag(Qt.WindowType.Window)
-            window.show()
-
-        self._request(
-            lambda c: c.start_capture(name, max_rate=LIVE_RATE),
-            what=f"Starting to capture on {name}…",
-            done=lambda _: f"Capturing on {name}",
-            then=opened,
-        )
+        if device is not None and self._available:
+            self.capture.watch(device)
 
     def send_to_selected(self) -> SendDialog | None:
         """Open the Send Packet dialog; inject the packet when it is accepted."""
         device = self.window.selected_device()
         if device is None or not self._available or not device.is_tuntap:
             return None
-        from tungui.gui.send.dialog import SendDialog
-
-        name = device.name
-        dialog = SendDialog(device, self.window)
-
-        def accepted() -> None:
-            packet = dialog.packet()
-            if packet is not None:
-                self._request(
-                    lambda c: c.inject_packet(name, packet),
-                    what=f"Sending into {name}…",
-                    done=lambda _: f"Sent {len(packet)} bytes into {name}",
-                )
-
-        dialog.accepted.connect(accepted)
-        dialog.finished.connect(dialog.deleteLater)
-        dialog.open()
-        return dialog
+        return self.send.open(device)
 
     def copy_selected(self) -> str | None:
         """Put the ip commands that make the selected device on the clipboard."""

@@ -1,1 +1,2 @@
-"""The Send Packet dialog (its Qt-free form is :mod:`tungui.packets.sendform`)."""
+"""Send Packet: the controller that injects the packet, and the dialog that builds
+it (its Qt-free form is :mod:`tungui.packets.sendform`)."""
