@@ -116,7 +116,7 @@ def shoot(outdir: Path, address: str, helper: stack.HelperProcess) -> list[Path]
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication, QWidget
 
-    from tungui import icons
+    from tungui.gui import icons
     from tungui.gui.app import App
 
     app = QApplication(["tungui"])
