@@ -12,6 +12,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 from unit.devicedicts import listed_tap
 
+from tungui.gui import icons
 from tungui.gui.actions import (
     ACTIONS,
     DEVICE_ACTIONS,
@@ -56,6 +57,14 @@ def test_every_action_is_in_a_menu_and_the_toolbar_is_built_from_the_data(app: A
         assert action.toolTip() == spec.tip
         if spec.shortcut is not None:
             assert action.shortcut() == QKeySequence(spec.shortcut)
+
+
+def test_every_action_and_the_window_have_an_icon(app: App) -> None:
+    """The bundled fallbacks are found (the offscreen platform has no icon theme)."""
+    for spec in ACTIONS:
+        assert not icons.icon(spec.icon).isNull(), spec.icon
+        assert not app.window.action(spec.act).icon().isNull(), spec.icon
+    assert not icons.app_icon().isNull()
 
 
 def tap(**values: Any) -> Device:

@@ -1,7 +1,7 @@
 """Icons from the desktop's theme, with bundled SVG fallbacks.
 
 The fallbacks live in ``resources/icons/actions`` (installed with the
-package as ``tungui/iconset``), one per freedesktop icon name.
+package as ``tungui/gui/iconset``), one per freedesktop icon name.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def icon(name: str) -> QIcon:
 def app_icon() -> QIcon:
     """tungui's application icon."""
     scalable = (
-        Path(__file__).resolve().parent.parent
+        Path(__file__).resolve().parents[2]
         / "resources/icons/hicolor/scalable/apps"
         / f"{APP_ICON}.svg"
     )
