@@ -101,8 +101,8 @@ async def capture_with_helper(
     snaplen: int,
     helper: HelperProcess,
 ) -> dict[str, float]:
-    from tungui.capture import parse_message
     from tungui.client import HelperClient
+    from tungui.packets.stream import parse_message
 
     client = await HelperClient.connect(address)
     ticks = 0

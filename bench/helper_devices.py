@@ -342,7 +342,7 @@ def restart(helper: TimedHelper, extra_args: list[str]) -> None:
 
 
 async def count_listed(client: HelperClient, prefix: str) -> int:
-    return sum(str(d["name"]).startswith(prefix) for d in await client.list_devices())
+    return sum(d.name.startswith(prefix) for d in await client.list_devices())
 
 
 async def fill_namespace(

@@ -17,15 +17,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import subprocess
 import sys
 import textwrap
 import time
-from typing import Any
 
 from tests.unit.devicedicts import listed_tap
+from tungui_contract.device import Device
 
 CHILD_TUNGUI = textwrap.dedent(
     """
@@ -33,7 +34,7 @@ CHILD_TUNGUI = textwrap.dedent(
     from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
     app = QApplication(sys.argv)
-    from tungui.app import App
+    from tungui.gui.app import App
     tungui = App(settings=QSettings("/dev/null", QSettings.Format.IniFormat))
 
     class Painted(QObject):
@@ -93,13 +94,15 @@ def cold_start(code: str, platform: str, runs: int) -> list[float]:
     return times
 
 
-def device(index: int) -> dict[str, Any]:
-    return listed_tap(
-        index,
-        f"tap{index}",
-        mac=f"02:00:00:00:{index // 256 % 256:02x}:{index % 256:02x}",
-        addresses=[f"192.0.2.{index % 250 + 1}/24"],
-        owner=0,
+def device(index: int) -> Device:
+    return Device.from_wire(
+        listed_tap(
+            index,
+            f"tap{index}",
+            mac=f"02:00:00:00:{index // 256 % 256:02x}:{index % 256:02x}",
+            addresses=[f"192.0.2.{index % 250 + 1}/24"],
+            owner=0,
+        )
     )
 
 
@@ -108,8 +111,8 @@ def model_updates(count: int, repeat: int) -> tuple[list[float], list[float], li
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from tungui.devicemodel import DeviceTableModel
-    from tungui.mainwindow import MainWindow
+    from tungui.gui.devices.model import DeviceTableModel
+    from tungui.gui.mainwindow import MainWindow
 
     app = QApplication.instance() or QApplication([])
     model = DeviceTableModel()
@@ -120,16 +123,14 @@ def model_updates(count: int, repeat: int) -> tuple[list[float], list[float], li
     app.processEvents()
     updates = []
     for n in range(repeat):
-        changed = dict(devices[n % count], mtu=1400 + n % 100, up=bool(n % 2))
+        changed = dataclasses.replace(devices[n % count], mtu=1400 + n % 100, up=bool(n % 2))
         start = time.perf_counter()
         model.apply([changed], [])
         app.processEvents()
         updates.append((time.perf_counter() - start) * 1e3)
     ticks = []
     for n in range(max(20, repeat // 10)):
-        counters = {
-            str(d["name"]): (n * 10, n * 1000, 0, 0, n * 20, n * 2000, 0, 0) for d in devices
-        }
+        counters = {d.name: (n * 10, n * 1000, 0, 0, n * 20, n * 2000, 0, 0) for d in devices}
         start = time.perf_counter()
         model.apply_statistics((n + 1) * 250_000_000, counters)
         app.processEvents()

@@ -83,7 +83,8 @@ class Device:
     @property
     def framing(self) -> Framing:
         """How packets are framed on this device's fd (a TUN/TAP device's)."""
-        return Framing("tap" if self.kind == "tap" else "tun", self.pi, self.vnet_hdr)
+        tap = (self.mode or self.kind) == "tap"
+        return Framing("tap" if tap else "tun", self.pi, self.vnet_hdr)
 
 
 _FIELDS = frozenset(field.name for field in dataclasses.fields(Device))

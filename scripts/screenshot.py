@@ -121,8 +121,8 @@ def shoot(outdir: Path, address: str, helper: HelperProcess) -> list[Path]:
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication, QWidget
 
-    from tungui import icons
-    from tungui.app import App
+    from tungui.gui import icons
+    from tungui.gui.app import App
 
     app = QApplication(["tungui"])
     app.setApplicationName("tungui")
@@ -177,7 +177,7 @@ def shoot(outdir: Path, address: str, helper: HelperProcess) -> list[Path]:
 
     # Real traffic on the bridge: ARP for a neighbour nobody answers, and
     # UDP broadcasts.
-    from tungui.packetview import PacketWindow
+    from tungui.gui.capture.window import PacketWindow
 
     tungui.window.select("labbr0")
     tungui.controller.watch_selected()
@@ -214,7 +214,7 @@ def shoot(outdir: Path, address: str, helper: HelperProcess) -> list[Path]:
 
     helper.kill()
     deadline = time.monotonic() + 10
-    while tungui.bridge.available and time.monotonic() < deadline:
+    while tungui.helper.available and time.monotonic() < deadline:
         settle(0.1)
     settle(0.5)
     save(tungui.window, "helper-away")

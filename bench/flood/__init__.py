@@ -24,7 +24,7 @@ The rate reached is the device's kernel counter (rx_packets), not the
 writer's wish.
 
 The front end is the real window in a process of its own (this script run
-with ``--front-end``, Qt's offscreen platform, as root): ``tungui.app.App``
+with ``--front-end``, Qt's offscreen platform, as root): ``tungui.gui.app.App``
 on the private bus, ``flood0`` selected and Watch Packets triggered, so the
 packet window comes up through the controller exactly as it does for a
 person, while the main window's table, counters and rate graph keep

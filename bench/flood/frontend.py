@@ -28,7 +28,7 @@ def front_end(address: str, device: str, settings_path: str) -> int:
 
     What the window got is read from the outside where it can be: the
     packets its capture thread parsed (``parse_message`` in
-    ``tungui.packetview``, wrapped here to count them and to note the
+    ``tungui.gui.capture.reader``, wrapped here to count them and to note the
     helper's dropped and sampled-out figures that each packet carries), the
     packets that went into the list (its rows and those let go), and what
     the packet window itself counts (``skipped``, ``not_shown``).  The rest
@@ -38,17 +38,19 @@ def front_end(address: str, device: str, settings_path: str) -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([sys.argv[0]])
-    import tungui.packetview as packetview
-    from tungui.app import App
-    from tungui.capture import Packet
+    import tungui.gui.capture.reader as capture_reader
+    import tungui.gui.capture.window as packetview
+    from tungui.gui.actions import Act
+    from tungui.gui.app import App
+    from tungui.packets.stream import Packet
 
     def say(**fields: Any) -> None:
         print(json.dumps(fields), flush=True)
 
-    # The capture thread calls the name parse_message of packetview's module:
+    # The capture thread calls the name parse_message of its reader's module:
     # wrap what that name holds, before any packet window exists.
     parsed = dropped = sampled = 0
-    parse: Callable[[bytes], list[Packet]] = vars(packetview)["parse_message"]
+    parse: Callable[[bytes], list[Packet]] = vars(capture_reader)["parse_message"]
 
     def counted(message: bytes) -> list[Packet]:  # on the capture thread
         nonlocal parsed, dropped, sampled
@@ -60,7 +62,7 @@ def front_end(address: str, device: str, settings_path: str) -> int:
             sampled = getattr(packets[-1], "sampled", 0)
         return packets
 
-    vars(packetview)["parse_message"] = counted
+    vars(capture_reader)["parse_message"] = counted
     tungui = App(address, QSettings(settings_path, QSettings.Format.IniFormat))
 
     class Probe(QObject):
@@ -77,14 +79,15 @@ def front_end(address: str, device: str, settings_path: str) -> int:
 
         def maybe_watch(self, *_args: object) -> None:
             window = tungui.window
-            if self.asked or not tungui.bridge.available or window.graph is None:
+            if self.asked or not tungui.helper.available or window.graph is None:
                 return
             if tungui.model.row_of(device) is None:
                 return
             window.select(device)
-            if window.watch_action.isEnabled():
+            if window.action(Act.WATCH).isEnabled():
                 self.asked = True
-                window.watch_action.trigger()  # the controller's path: StartCapture, PacketWindow
+                # The controller's path: StartCapture, PacketWindow.
+                window.action(Act.WATCH).trigger()
 
         def finished(self, _request: int, _result: object) -> None:
             # Connected after the controller's slot: the packet window exists now.
@@ -139,12 +142,12 @@ def front_end(address: str, device: str, settings_path: str) -> int:
                 )
 
     probe = Probe()
-    tungui.bridge.availabilityChanged.connect(probe.maybe_watch)
+    tungui.helper.availabilityChanged.connect(probe.maybe_watch)
     tungui.model.modelReset.connect(probe.maybe_watch)
     tungui.model.rowsInserted.connect(probe.maybe_watch)
     tungui.window.graphReady.connect(probe.maybe_watch)
-    tungui.bridge.finished.connect(probe.finished)
-    tungui.bridge.failed.connect(probe.failed)
+    tungui.helper.finished.connect(probe.finished)
+    tungui.helper.failed.connect(probe.failed)
     heartbeat = QTimer()
     heartbeat.timeout.connect(probe.beat)
     heartbeat.start(int(HEARTBEAT_S * 1000))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, TypeVar
 
@@ -23,13 +24,13 @@ from PySide6.QtWidgets import (
 )
 from pytestqt.qtbot import QtBot
 
-from tests.unit.devicedicts import NOBODY, lab_tap
-from tungui.devicedialog import DeviceDialog
+from tests.unit.devicedicts import NOBODY, lab_device
+from tungui.gui.devices.dialog import DeviceDialog
 from tungui_contract.checks import check_mac
 
 W = TypeVar("W", bound=QWidget)
 
-DEVICE = lab_tap()
+DEVICE = lab_device()
 
 
 def field(dialog: DeviceDialog, kind: type[W], name: str) -> W:
@@ -111,7 +112,7 @@ def test_a_new_tap_device_yields_exactly_what_was_typed(qtbot: QtBot) -> None:
         "mtu": 1400,
         "mac": "02:00:5e:10:00:01",
         "master": "br-lab",
-        "addresses": ["192.0.2.1/24", "2001:db8::1/64"],
+        "addresses": ["192.0.2.1/24", "2001:DB8::1/64"],  # as typed, once checked
         "up": True,
     }
     with qtbot.waitSignal(dialog.accepted):
@@ -210,7 +211,7 @@ def test_properties_return_only_what_changed(qtbot: QtBot) -> None:
 
 
 def test_a_device_another_program_holds_keeps_its_owner(qtbot: QtBot) -> None:
-    held = {**DEVICE, "held": True}
+    held = dataclasses.replace(DEVICE, held=True)
     dialog = shown(qtbot, DeviceDialog("tap", device=held))
     assert not field(dialog, QComboBox, "Owner").isEnabled()
     assert "another program" in field(dialog, QComboBox, "Owner").toolTip()

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtTest import QAbstractItemModelTester
 
-from tests.unit.devicedicts import listed_tap as tap
-from tungui.commands import ip_commands
-from tungui.devicemodel import COLUMNS, DEVICE_ROLE, DeviceFilterModel, DeviceTableModel
+from tests.unit.devicedicts import listed_tap
+from tungui.gui.devices.ipcommands import ip_commands
+from tungui.gui.devices.model import COLUMNS, DEVICE_ROLE, DeviceFilterModel, DeviceTableModel
+from tungui_contract.device import Device
+
+
+def tap(index: int, name: str, **values: Any) -> Device:
+    """A listed TAP device, as the client library hands it over."""
+    return Device.from_wire(listed_tap(index, name, **values))
 
 
 def column(title: str) -> int:
@@ -20,7 +28,7 @@ def test_model_is_a_well_behaved_qt_model() -> None:
     model.reset([tap(2, "tap0"), tap(3, "tap1")])
     model.apply([tap(3, "tap1", mtu=9000), tap(4, "tap2")], ["tap0"])
     model.apply([], ["tap2", "nosuch"])
-    assert [d["name"] for d in model.devices()] == ["tap1"]
+    assert [d.name for d in model.devices()] == ["tap1"]
 
 
 def test_an_update_changes_one_row_and_keeps_a_renamed_device_as_one_row() -> None:
@@ -80,8 +88,8 @@ def test_filter_and_numeric_sort() -> None:
     proxy.set_filter("198.51")
     assert [proxy.index(r, 0).data() for r in range(proxy.rowCount())] == ["tap1"]
     proxy.set_filter("TUN")
-    assert proxy.rowCount() == 1 and proxy.device(0)["name"] == "vpn0"
-    assert proxy.index(0, 0).data(DEVICE_ROLE)["index"] == 3
+    assert proxy.rowCount() == 1 and proxy.device(0).name == "vpn0"
+    assert proxy.index(0, 0).data(DEVICE_ROLE).index == 3
     assert not proxy.index(0, 0).parent().isValid()
     assert proxy.rowCount(QModelIndex()) == 1
 
@@ -108,20 +116,22 @@ def test_copy_as_command() -> None:
     transient = ip_commands(tap(3, "tmp0", persist=False, mtu=0))
     assert transient.startswith("# tungui holds this device only while it runs")
     bridge = ip_commands(
-        {
-            "name": "br0",
-            "kind": "bridge",
-            "mtu": 1500,
-            "mac": "02:00:00:00:00:09",
-            "up": True,
-            "addresses": [],
-        }
+        Device.from_wire(
+            {
+                "name": "br0",
+                "kind": "bridge",
+                "mtu": 1500,
+                "mac": "02:00:00:00:00:09",
+                "up": True,
+                "addresses": [],
+            }
+        )
     )
     assert bridge.splitlines()[0] == "ip link add name br0 type bridge"
 
 
 def test_statistics_columns_and_rates() -> None:
-    from tungui.devicemodel import FIRST_STAT_COLUMN, STAT_COLUMNS
+    from tungui.gui.devices.model import FIRST_STAT_COLUMN, STAT_COLUMNS
 
     model = DeviceTableModel()
     model.reset([tap(2, "tap0"), tap(3, "tap1")])

@@ -1,4 +1,4 @@
-"""The bytes pane (tungui.hexview): its rows, its byte selection, copying."""
+"""The bytes pane (tungui.gui.hexview): its rows, its byte selection, copying."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from PySide6.QtGui import QColor, QFontInfo, QGuiApplication, QPalette, QTextCur
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
-from tungui.hexview import HexView, ascii_column, byte_at, hex_column, hex_rows, offset_width
+from tungui.gui.hexlayout import ascii_column, byte_at, hex_column, hex_rows, offset_width
+from tungui.gui.hexview import HexView
 
 # An ARP request from 02:00:5e:10:00:02 (192.0.2.2) for 192.0.2.1: 42 bytes.
 ARP_REQUEST = bytes.fromhex(

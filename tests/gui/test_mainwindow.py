@@ -8,8 +8,9 @@ from typing import Any
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QKeySequence
 
-from tungui.devicemodel import DeviceTableModel
-from tungui.mainwindow import MainWindow
+from tungui.gui.actions import Act
+from tungui.gui.devices.model import DeviceTableModel
+from tungui.gui.mainwindow import MainWindow
 
 
 def test_size_columns_and_sort_are_remembered(qtbot: Any, tmp_path: Path) -> None:
@@ -38,15 +39,15 @@ def test_shortcuts(qtbot: Any, tmp_path: Path) -> None:
     )
     qtbot.addWidget(window)
     keys = {
-        window.new_tun_action: "Ctrl+N",
-        window.delete_action: "Del",
-        window.properties_action: "F2",
-        window.filter_action: "Ctrl+F",
-        window.quit_action: "Ctrl+Q",
+        window.action(Act.NEW_TUN): "Ctrl+N",
+        window.action(Act.DELETE): "Del",
+        window.action(Act.PROPERTIES): "F2",
+        window.action(Act.FILTER): "Ctrl+F",
+        window.action(Act.QUIT): "Ctrl+Q",
     }
     for action, key in keys.items():
         assert action.shortcut() == QKeySequence(key), action.text()
     window.show()
     qtbot.waitExposed(window)
-    window.filter_action.trigger()
+    window.action(Act.FILTER).trigger()
     assert window.focusWidget() is window.filter

@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 
 from tests.unit.tshark import tshark_fields
-from tungui.packetview import LIVE_RATE, PacketModel, PacketWindow, StreamReader
+from tungui.gui.capture.model import PacketModel
+from tungui.gui.capture.reader import StreamReader
+from tungui.gui.capture.window import LIVE_RATE, PacketWindow
 from tungui_contract.capture import CAPTURE_FORMAT_BLOCK, CAPTURE_HEADER, CAPTURE_RATE
+from tungui_contract.device import Device
 
 ARP_REQUEST = bytes.fromhex(
     "ffffffffffff02005e1000010806000108000604000102005e100001c0000201000000000000c0000202"
@@ -45,7 +48,7 @@ def record(data: bytes, timestamp_ns: int, *, dropped: int = 0, outgoing: bool =
 @pytest.fixture
 def window(qtbot: Any) -> Any:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    win = PacketWindow({"name": "tap0", "kind": "tap"}, theirs)
+    win = PacketWindow(Device(name="tap0", kind="tap"), theirs)
     qtbot.addWidget(win)
     win.show()
     yield win, ours
@@ -78,7 +81,7 @@ def test_paused_packets_are_counted_not_shown(qtbot: Any, window: Any) -> None:
 
 
 def test_the_list_is_bounded() -> None:
-    from tungui.capture import parse_message
+    from tungui.packets.stream import parse_message
 
     model = PacketModel("ethernet", limit=100)
     model.add(p for i in range(250) for p in parse_message(record(ARP_REQUEST, i)))

@@ -12,7 +12,7 @@ pytest.importorskip("pyqtgraph")
 import numpy as np
 from PySide6.QtGui import QColor, QPalette
 
-from tungui.rategraph import PLACEHOLDER, RateGraph
+from tungui.gui.devices.rategraph import PLACEHOLDER, RateGraph
 
 SECOND = 1_000_000_000
 T0 = 5_000 * SECOND  # an arbitrary monotonic clock reading

@@ -11,15 +11,16 @@ from pytestqt.qtbot import QtBot
 
 from tests.unit.devicedicts import send_tap
 from tests.unit.devicedicts import send_tun as tun
-from tungui.packets import arp_request
-from tungui.senddialog import SendDialog
+from tungui.gui.send.dialog import SendDialog
+from tungui.packets.build import arp_request
+from tungui_contract.device import Device
 
 
-def tap(**changes: Any) -> dict[str, Any]:
+def tap(**changes: Any) -> Device:
     return send_tap(**({"addresses": ["192.0.2.1/24"]} | changes))
 
 
-def make(qtbot: QtBot, device: dict[str, Any]) -> SendDialog:
+def make(qtbot: QtBot, device: Device) -> SendDialog:
     dialog = SendDialog(device)
     qtbot.addWidget(dialog)
     dialog.show()

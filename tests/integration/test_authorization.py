@@ -39,7 +39,7 @@ def test_anyone_may_list(
         "from tungui.client import HelperClient\n"
         "async def main() -> None:\n"
         "    client = await HelperClient.connect()\n"
-        "    print([d['name'] for d in await client.list_devices()])\n"
+        "    print([d.name for d in await client.list_devices()])\n"
         "    await client.close()\n"
         "asyncio.run(main())\n",
         preimport=["asyncio", "json", "tungui.client", "importlib.readers"],

@@ -21,8 +21,8 @@ from tests.support.netns import Netns
 from tests.support.nobody import RunAsNobody, SpawnNobodyPython
 from tests.support.traffic import Reader, udp, udp_for
 from tests.support.waiting import wait_until
-from tungui.capture import Packet, ask_rate, read_packets
 from tungui.client import HelperClient
+from tungui.packets.stream import Packet, ask_rate, read_packets
 
 pytestmark = pytest.mark.integration
 

@@ -25,6 +25,7 @@ from tests.support.waiting import wait_until
 from tungui.client import HelperClient
 from tungui_contract import __version__
 from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
+from tungui_contract.device import Device
 from tungui_contract.keys import SPEC_SIGNATURES
 from tungui_helper.wire import ASCII_ONLY
 
@@ -259,15 +260,15 @@ async def _listing_fd(client: HelperClient) -> int:
 
 async def _both_listings(
     tun_spec: dict[str, Any],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], tuple[int, int]]:
+) -> tuple[list[Device], list[Device], tuple[int, int]]:
     """With a transient TUN of this connection's: both listings, and two
     descriptors of one listing file (the caller closes them)."""
     client = await HelperClient.connect(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
     loop = asyncio.get_running_loop()
     try:
         await client.create_device(tun_spec, interactive=False)
-        by_file: list[dict[str, Any]] = []
-        in_reply: list[dict[str, Any]] = [{}]
+        by_file: list[Device] = []
+        in_reply: list[Device] = [Device(name="")]
         deadline = loop.time() + 5
         # A change between the two calls (a read-back 200 ms after an event)
         # makes them differ once; a difference in the forms never goes away.
@@ -314,12 +315,12 @@ def test_the_listing_file_holds_what_list_devices_answers(
     by_file, in_reply, (first, second) = asyncio.run(_both_listings(spec))
     try:
         assert by_file == in_reply
-        listed = {d["name"]: d for d in by_file}
+        listed = {d.name: d for d in by_file}
         unicode_name = "br\\xc3\\xbc0" if ASCII_ONLY else "brü0"
         assert {bridge, tap, "ltun0", "other0", unicode_name, "br\\xff0"} <= set(listed)
-        assert listed["ltun0"]["held"] and listed["ltun0"]["queues_attached"] == 2
-        assert listed[tap]["master"] == bridge and listed[tap]["vnet_hdr"] is True
-        assert listed["other0"]["managed"] is False
+        assert listed["ltun0"].held and listed["ltun0"].queues_attached == 2
+        assert listed[tap].master == bridge and listed[tap].vnet_hdr is True
+        assert listed["other0"].managed is False
         # One sealed file, read-only to every caller, each at its own offset.
         assert os.fstat(first).st_ino == os.fstat(second).st_ino
         seals = fcntl.fcntl(first, fcntl.F_GET_SEALS)
@@ -346,7 +347,7 @@ def test_listing_files_leave_no_descriptor_behind_in_the_helper(
                 # A new device between steps: a new listing file each step.
                 await client.create_device({"mode": "tap", "name": f"leak{step}"})
                 listings = await asyncio.gather(*(client.list_devices() for _ in range(5)))
-                assert all(f"leak{step}" in {d["name"] for d in x} for x in listings)
+                assert all(f"leak{step}" in {d.name for d in x} for x in listings)
             return len(listings[-1])
         finally:
             await client.close()

@@ -14,10 +14,11 @@ from tests.support import helperbus
 from tests.support.helper import HelperProcess
 from tests.support.netns import Netns
 from tungui.client import HelperClient
+from tungui_contract.device import Device
 
 pytestmark = pytest.mark.integration
 
-Signals = list[tuple[list[dict[str, Any]], list[str]]]
+Signals = list[tuple[list[Device], list[str]]]
 
 
 async def _watch_while(argv_batches: list[list[str]], until: Any, timeout: float = 5.0) -> Signals:
@@ -26,7 +27,7 @@ async def _watch_while(argv_batches: list[list[str]], until: Any, timeout: float
     received: Signals = []
     changed = asyncio.Event()
 
-    def on_change(updated: list[dict[str, Any]], removed: list[str]) -> None:
+    def on_change(updated: list[Device], removed: list[str]) -> None:
         received.append((updated, removed))
         changed.set()
 
@@ -47,7 +48,7 @@ async def _watch_while(argv_batches: list[list[str]], until: Any, timeout: float
 
 
 def _updated_names(signals: Signals) -> set[str]:
-    return {d["name"] for updated, _ in signals for d in updated}
+    return {d.name for updated, _ in signals for d in updated}
 
 
 def _removed_names(signals: Signals) -> set[str]:
@@ -64,8 +65,8 @@ def test_a_device_made_in_a_terminal_is_announced(
             lambda s: "term0" in _updated_names(s),
         )
     )
-    (device,) = [d for updated, _ in signals for d in updated if d["name"] == "term0"][-1:]
-    assert device["kind"] == "tap" and device["managed"] is False
+    (device,) = [d for updated, _ in signals for d in updated if d.name == "term0"][-1:]
+    assert device.kind == "tap" and device.managed is False
 
     signals = asyncio.run(
         _watch_while(

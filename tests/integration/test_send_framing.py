@@ -4,8 +4,8 @@ A program writes packet information (``pi``) and a virtio-net header
 (``vnet_hdr``) before each frame when its device has them, and the kernel
 reads them off before the frame goes up the stack.  Here each template the
 dialog offers is built the way the dialog builds it
-(:class:`~tungui.packetforms.SendForm` defaults filled from the listed
-device, then :func:`~tungui.packetforms.check`), injected through the real
+(:class:`~tungui.packets.sendform.SendForm` defaults filled from the listed
+device, then :func:`~tungui.packets.sendform.check`), injected through the real
 helper, and read back with a packet socket on the device inside the test's
 namespace: the frame must arrive as built, with the protocol the kernel
 took from it, and the host must answer what asks for an answer.
@@ -29,9 +29,10 @@ import pytest
 from tests.support.helper import HelperProcess
 from tests.support.netns import Netns
 from tests.support.waiting import wait_until
-from tungui import packetforms
 from tungui.client import HelperClient, TunguiError
-from tungui.packets import icmp_echo_request
+from tungui.packets import sendform as packetforms
+from tungui.packets.build import icmp_echo_request
+from tungui_contract.device import Device
 from tungui_contract.limits import Framing
 
 pytestmark = pytest.mark.integration
@@ -166,11 +167,11 @@ def _well_formed(frame: bytes, mode: Mode, ethertype: int) -> str | None:
 class Case:
     """One device and the dialog's templates sent into it, with what went wrong."""
 
-    def __init__(self, client: HelperClient, device: dict[str, Any], sniffer: Sniffer) -> None:
+    def __init__(self, client: HelperClient, device: Device, sniffer: Sniffer) -> None:
         self.client = client
         self.device = device
-        self.mode: Mode = "tap" if device["kind"] == "tap" else "tun"
-        self.framing = Framing(self.mode, bool(device["pi"]), bool(device["vnet_hdr"]))
+        self.mode: Mode = "tap" if device.kind == "tap" else "tun"
+        self.framing = Framing(self.mode, bool(device.pi), bool(device.vnet_hdr))
         self.sniffer = sniffer
         self.problems: list[str] = []
 
@@ -181,7 +182,7 @@ class Case:
             self.problems.append(f"{what}: the dialog refused it: {checked.problems}")
             return None
         try:
-            await self.client.inject_packet(self.device["name"], checked.packet)
+            await self.client.inject_packet(self.device.name, checked.packet)
         except TunguiError as exc:
             self.problems.append(f"{what}: the helper refused it: {exc}")
             return None
@@ -248,8 +249,8 @@ async def _send_every_template(netns: Netns, mode: Mode, pi: bool, vnet_hdr: boo
                 "up": True,
             }
         )
-        device = next(d for d in await client.list_devices() if d["name"] == name)
-        assert (device["pi"], device["vnet_hdr"]) == (pi, vnet_hdr)
+        device = next(d for d in await client.list_devices() if d.name == name)
+        assert (device.pi, device.vnet_hdr) == (pi, vnet_hdr)
         wait_until(
             lambda: netns.ip_json("link", "show", "dev", name)[0]["operstate"] != "DOWN",
             timeout=5,
@@ -270,11 +271,11 @@ async def _templates(case: Case, netns: Netns) -> list[str]:
     if tap:
         # The echo replies go to the neighbour without asking for its MAC first.
         neighbour = packetforms.SendForm.defaults(device).src_mac
-        netns.ip("neigh", "replace", NEIGHBOUR, "lladdr", neighbour, "dev", device["name"])
+        netns.ip("neigh", "replace", NEIGHBOUR, "lladdr", neighbour, "dev", device.name)
 
     # Hex: what a person types, as the dialog's text asks (the frame alone).
     form = packetforms.SendForm.defaults(device, "hex")
-    ethernet = (packetforms.neighbour_mac(device["mac"]), device["mac"]) if tap else None
+    ethernet = (packetforms.neighbour_mac(device.mac), device.mac) if tap else None
     typed = icmp_echo_request(NEIGHBOUR, OWN, 0x7475, 2, b"typed in hex", ethernet=ethernet)
     form.hex = typed.hex(" ")
     if await case.send("hex", form, ETH_P_IP):

@@ -29,7 +29,7 @@ def _argv() -> list[str]:
     script = Path(sys.executable).parent / "tunguictl"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from tungui.cli import main; raise SystemExit(main())"]
+    return [sys.executable, "-c", "from tungui.cli.main import main; raise SystemExit(main())"]
 
 
 def tunguictl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -107,8 +107,15 @@ def test_unprivileged_user_is_refused_with_status_4(
     helper: HelperProcess, clean_netns: Netns, nobody_python: NobodyPython
 ) -> None:
     result = nobody_python(
-        "from tungui.cli import main\nraise SystemExit(main(['create', 'tap', 'tundenied0']))",
-        preimport=["tungui.cli", "tungui.client", "grp", "pwd", "argparse", "importlib.readers"],
+        "from tungui.cli.main import main\nraise SystemExit(main(['create', 'tap', 'tundenied0']))",
+        preimport=[
+            "tungui.cli.main",
+            "tungui.client",
+            "grp",
+            "pwd",
+            "argparse",
+            "importlib.readers",
+        ],
     )
     assert result.returncode == 4, result.stderr
     assert "not allowed to manage TUN/TAP devices" in result.stderr

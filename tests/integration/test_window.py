@@ -33,8 +33,9 @@ from tests.support.helper import HelperProcess
 from tests.support.helperbus import create
 from tests.support.netns import Netns
 from tests.unit.tshark import tshark_fields
-from tungui.app import App
 from tungui.client import HelperClient
+from tungui.gui.actions import Act
+from tungui.gui.app import App
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +56,7 @@ def _running_app(qtbot: Any, bus: DBusDaemon, tmp_path: Path) -> Iterator[App]:
     tungui = App(bus.address, settings)
     qtbot.addWidget(tungui.window)
     tungui.start()
-    qtbot.waitUntil(lambda: tungui.bridge.available, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: tungui.helper.available, timeout=TIMEOUT)
     yield tungui
     tungui.stop()
     tungui.window.close()
@@ -67,7 +68,7 @@ def app(qtbot: Any, bus: DBusDaemon, helper: HelperProcess, tmp_path: Path) -> I
 
 
 def names(app: App) -> set[str]:
-    return {str(d["name"]) for d in app.model.devices()}
+    return {d.name for d in app.model.devices()}
 
 
 def test_create_a_tap_through_the_dialog(qtbot: Any, app: App, clean_netns: Netns) -> None:
@@ -83,7 +84,7 @@ def test_create_a_tap_through_the_dialog(qtbot: Any, app: App, clean_netns: Netn
     assert link is not None and link["mtu"] == 1400
     assert link["linkinfo"]["info_data"]["type"] == "tap"
     qtbot.waitUntil(
-        lambda: (app.window.selected_device() or {}).get("name") == "gui0", timeout=TIMEOUT
+        lambda: getattr(app.window.selected_device(), "name", None) == "gui0", timeout=TIMEOUT
     )
 
 
@@ -133,11 +134,11 @@ def test_helper_away_shows_a_banner_and_comes_back(
     helper.kill()
     qtbot.waitUntil(lambda: banner.isVisible(), timeout=TIMEOUT)
     assert "helper" in banner.text().lower()  # type: ignore[attr-defined]
-    assert not app.window.new_tap_action.isEnabled()
+    assert not app.window.action(Act.NEW_TAP).isEnabled()
     helper.start()
     qtbot.waitUntil(lambda: not banner.isVisible(), timeout=TIMEOUT)
     assert name in names(app)
-    assert app.window.new_tap_action.isEnabled()
+    assert app.window.action(Act.NEW_TAP).isEnabled()
 
 
 @pytest.fixture
@@ -218,14 +219,14 @@ def test_watch_packets_of_a_device(
     import subprocess
 
     from tests.support.traffic import Reader, udp
-    from tungui.packetview import PacketWindow
+    from tungui.gui.capture.window import PacketWindow
 
     name = create(mode="tun", name="watch%d", persist=True, addresses=["192.0.2.1/24"], up=True)
     qtbot.waitUntil(lambda: name in names(app), timeout=TIMEOUT)
     reader = Reader(clean_netns, name)
     try:
         app.window.select(name)
-        app.window.watch_action.trigger()
+        app.window.action(Act.WATCH).trigger()
         qtbot.waitUntil(lambda: bool(app.window.findChildren(PacketWindow)), timeout=TIMEOUT)
         (packets,) = app.window.findChildren(PacketWindow)
         subprocess.run(["ip", "netns", "exec", clean_netns.name, *udp(3)], check=True)
@@ -257,10 +258,7 @@ def test_send_a_packet_into_a_device(qtbot: Any, app: App, clean_netns: Netns) -
     def listed_with_address() -> bool:
         # The device may be listed before its address is: the dialog fills
         # its addresses from what the window knows.
-        return any(
-            d["name"] == name and "192.0.2.1/24" in list(d.get("addresses", []))
-            for d in app.model.devices()
-        )
+        return any(d.name == name and "192.0.2.1/24" in d.addresses for d in app.model.devices())
 
     qtbot.waitUntil(listed_with_address, timeout=TIMEOUT)
     app.window.select(name)

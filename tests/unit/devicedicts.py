@@ -1,9 +1,14 @@
-"""Device dicts as ListDevices reports them, for the window's tests and benchmarks."""
+"""Devices as ListDevices reports them, for the window's tests and benchmarks.
+
+Dicts in the wire form, and the records the client library makes of them.
+"""
 
 from __future__ import annotations
 
 import pwd
 from typing import Any
+
+from tungui_contract.device import Device
 
 NOBODY = pwd.getpwnam("nobody").pw_uid
 
@@ -52,11 +57,16 @@ def lab_tap(**values: Any) -> dict[str, Any]:
     return lab
 
 
+def lab_device(**values: Any) -> Device:
+    """:func:`lab_tap` as a record."""
+    return Device.from_wire(lab_tap(**values))
+
+
 #: The MAC of :func:`send_tap`.
 MAC = "fe:54:00:12:34:56"
 
 
-def send_tun(**changes: Any) -> dict[str, Any]:
+def send_tun(**changes: Any) -> Device:
     """A TUN device with the keys the Send packet form reads."""
     values: dict[str, Any] = {
         "name": "tun0",
@@ -65,10 +75,10 @@ def send_tun(**changes: Any) -> dict[str, Any]:
         "pi": False,
         "addresses": ["192.0.2.1/24"],
     }
-    return values | changes
+    return Device.from_wire(values | changes)
 
 
-def send_tap(**changes: Any) -> dict[str, Any]:
+def send_tap(**changes: Any) -> Device:
     """A TAP device with the keys the Send packet form reads."""
     values: dict[str, Any] = {
         "name": "tap0",
@@ -78,4 +88,4 @@ def send_tap(**changes: Any) -> dict[str, Any]:
         "mac": MAC,
         "addresses": ["192.0.2.1/24", "2001:db8::1/64"],
     }
-    return values | changes
+    return Device.from_wire(values | changes)

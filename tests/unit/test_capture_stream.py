@@ -8,7 +8,7 @@ from array import array
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tungui.capture import parse_message
+from tungui.packets.stream import parse_message
 from tungui_contract.capture import CAPTURE_FORMAT_SLOTS, CAPTURE_HEADER, CAPTURE_SLOTS, INCOMING
 
 

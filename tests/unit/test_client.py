@@ -13,6 +13,7 @@ import pytest
 from dbus_fast import Message, MessageFlag, MessageType, Variant
 
 from tungui.client import Failed, HelperClient, InvalidArgument, NotAuthorized, to_spec
+from tungui_contract.device import Device
 from tungui_helper.listing import sealed_file
 
 
@@ -119,15 +120,15 @@ class _GatedBus:
 
 def _list_with(
     method: str,
-) -> Callable[[HelperClient], Coroutine[Any, Any, list[dict[str, Any]]]]:
+) -> Callable[[HelperClient], Coroutine[Any, Any, list[Device]]]:
     return {"file": HelperClient.list_devices, "reply": HelperClient.list_devices_in_reply}[method]
 
 
 @pytest.mark.parametrize(
     ("method", "member"), [("file", "ListDevicesByFileDescriptor"), ("reply", "ListDevices")]
 )
-def test_device_lists_come_as_plain_values(method: str, member: str) -> None:
-    async def run() -> tuple[list[dict[str, Any]], _GatedBus]:
+def test_device_lists_come_as_records(method: str, member: str) -> None:
+    async def run() -> tuple[list[Device], _GatedBus]:
         bus = _GatedBus()
         client = HelperClient(bus)  # type: ignore[arg-type]
         task = asyncio.create_task(_list_with(method)(client))
@@ -138,39 +139,29 @@ def test_device_lists_come_as_plain_values(method: str, member: str) -> None:
 
     devices, bus = asyncio.run(run())
     assert bus.members == [member]
-    assert devices == [{k: v.value for k, v in d.items()} for d in _device_list(1)]
-    assert devices[0]["addresses"] == ["192.0.2.1/24", "2001:db8::1/64"]
+    wire = [{k: v.value for k, v in d.items()} for d in _device_list(1)]
+    assert devices == [Device.from_wire(d) for d in wire]
+    assert devices[0].addresses == ("192.0.2.1/24", "2001:db8::1/64")
 
 
 @pytest.mark.parametrize("method", ["file", "reply"])
-@pytest.mark.parametrize("enabled_before", [True, False])
-def test_the_collector_is_off_while_device_lists_come_in(method: str, enabled_before: bool) -> None:
+def test_listing_leaves_the_collector_alone(method: str) -> None:
+    """A library must not switch the process's garbage collector (issue 11)."""
+
     async def run() -> _GatedBus:
         bus = _GatedBus()
         client = HelperClient(bus)  # type: ignore[arg-type]
-        first = asyncio.create_task(_list_with(method)(client))
-        second = asyncio.create_task(_list_with(method)(client))
-        while len(bus.answer) < 2:
+        listing = asyncio.create_task(_list_with(method)(client))
+        while not bus.answer:
             await asyncio.sleep(0)
         bus.answer[0].set_result(None)
-        await first
-        # The second list is still on its way: the collector stays off.
-        assert not gc.isenabled()
-        bus.answer[1].set_result(None)
-        await second
+        await listing
         return bus
 
-    was = gc.isenabled()
-    try:
-        if not enabled_before:
-            gc.disable()
-        bus = asyncio.run(run())
-        assert bus.collector_on_at_call == [False, False]
-        # Back to what it was: a program that turned it off keeps it off.
-        assert gc.isenabled() == enabled_before
-    finally:
-        if was:
-            gc.enable()
+    assert gc.isenabled()
+    bus = asyncio.run(run())
+    assert bus.collector_on_at_call == [True]
+    assert gc.isenabled()
 
 
 def test_a_helper_without_the_file_listing_is_asked_with_list_devices() -> None:
@@ -187,8 +178,8 @@ def test_a_helper_without_the_file_listing_is_asked_with_list_devices() -> None:
 
     bus = _FakeBus(older_helper)
     client = HelperClient(bus)  # type: ignore[arg-type]
-    assert asyncio.run(client.list_devices())[0]["name"] == "tap3"
-    assert asyncio.run(client.list_devices())[0]["index"] == 3
+    assert asyncio.run(client.list_devices())[0].name == "tap3"
+    assert asyncio.run(client.list_devices())[0].index == 3
     # Asked once; from then on it goes straight to ListDevices.
     assert [m.member for m in bus.sent] == [
         "ListDevicesByFileDescriptor",

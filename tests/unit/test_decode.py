@@ -1,4 +1,4 @@
-"""One-line packet summaries (tungui.decode), on frames built with dpkt."""
+"""One-line packet summaries (tungui.packets.decode), on frames built with dpkt."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 dpkt = pytest.importorskip("dpkt", reason="dpkt (PyPI) or python3-dpkt (Debian) is not installed")
 
-from tungui.decode import LINKS, Decoded, decode, protocol, summary  # noqa: E402
+from tungui.packets.decode import LINKS, Decoded, decode, protocol, summary  # noqa: E402
 
 MAC1 = bytes.fromhex("02005e100001")
 MAC2 = bytes.fromhex("02005e100002")

@@ -9,6 +9,7 @@ the window must not carry root code).
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,31 @@ def test_the_scan_sees_imports() -> None:
     assert "PySide6" in set().union(*imported("tungui").values())
 
 
+def test_only_the_gui_folder_imports_qt() -> None:
+    """Qt is the window's: the client library, tunguictl and the packet code ship without it."""
+    gui = f"tungui{os.sep}gui{os.sep}"
+    importing_qt = {
+        module: names & QT for module, names in imported("tungui").items() if names & QT
+    }
+    outside = {
+        module: names for module, names in importing_qt.items() if not module.startswith(gui)
+    }
+    assert outside == {}
+    # The scan sees Qt where it is.
+    assert f"{gui}mainwindow.py" in importing_qt
+
+
+def test_the_qt_rule_catches_a_module_outside_gui(tmp_path: Path) -> None:
+    """A module outside gui/ that imports Qt (even inside a function) is found."""
+    module = tmp_path / "late.py"
+    module.write_text("def f() -> None:\n    from PySide6.QtCore import QObject\n")
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(module.read_text("utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            names.add((node.module or "").split(".")[0])
+    assert names & QT == {"PySide6"}
+
+
 def test_helper_never_imports_qt_or_the_front_end() -> None:
     code = (
         "import sys, tungui_helper.main, tungui_helper.service, tungui_helper.devices;"
@@ -78,9 +104,10 @@ def test_helper_never_imports_qt_or_the_front_end() -> None:
     assert result.stdout.strip() == ""
 
 
-def test_client_and_cli_need_no_qt() -> None:
+def test_client_cli_and_packets_need_no_qt() -> None:
     code = (
-        "import sys, tungui.cli, tungui.client, tungui.clicapture, tungui.decode;"
+        "import sys, tungui.cli.main, tungui.cli.capture, tungui.client, tungui.packets.decode,"
+        " tungui.packets.stream, tungui.packets.pcapng, tungui.packets.sendform;"
         "qt = ('PySide6', 'shiboken6');"
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in qt)))"
     )

@@ -1,7 +1,7 @@
 """What the packages install: the Debian split, the helper's unit and its D-Bus policy.
 
-packaging/debian/rules names the modules of ``tungui`` that go into the
-tungui-helper package (client library, tunguictl); the rest go into the
+packaging/debian/rules names the modules and folders of ``tungui`` that go into
+the tungui-helper package (client library, tunguictl, packets); the rest (gui/) go into the
 window's package, which the helper's users may not have installed. The
 systemd unit and the D-Bus policy keep the confinement the helper relies
 on (tests/integration/test_bus_policy.py tries the policy on a real bus).
@@ -21,36 +21,68 @@ CONTRACT = REPO / "contract"
 
 
 def helper_side() -> set[str]:
+    """The entries of the tungui package (modules and whole folders) tungui-helper ships."""
     rules = (REPO / "packaging/debian/rules").read_text()
     match = re.search(r"^HELPER_SIDE = ((?:.*\\\n)*.*)$", rules, re.MULTILINE)
     assert match is not None, "HELPER_SIDE is gone from packaging/debian/rules"
     return set(match.group(1).replace("\\\n", " ").split())
 
 
+def helper_files() -> list[Path]:
+    """The Python files of the tungui package that tungui-helper ships."""
+    files: list[Path] = []
+    for entry in sorted(helper_side()):
+        path = PACKAGE / entry
+        files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
+    return [f for f in files if f.suffix == ".py"]
+
+
+def entry_of(module: str) -> str:
+    """The top-level entry of the tungui package that holds a dotted module name."""
+    parts = module.split(".")
+    assert parts[0] == "tungui", module
+    if len(parts) == 1:
+        return "__init__.py"
+    return parts[1] if (PACKAGE / parts[1]).is_dir() else parts[1] + ".py"
+
+
 def tungui_imports(module: Path) -> set[str]:
-    """The modules of the tungui package that ``module`` imports, at any depth of its code."""
+    """The entries of the tungui package that ``module`` imports, at any depth of its code."""
+    package = list(module.relative_to(REPO).with_suffix("").parts)[:-1]
     found: set[str] = set()
     for node in ast.walk(ast.parse(module.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                found.add(node.module.split(".")[0] + ".py")
-            else:  # from . import x: a module, or a name from __init__.py
-                found.update(
-                    alias.name + ".py"
-                    for alias in node.names
-                    if (PACKAGE / f"{alias.name}.py").exists()
-                )
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tungui."):
-            found.add((node.module or "").split(".")[1] + ".py")
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = package[: len(package) - node.level + 1]
+            name = ".".join(base + ([node.module] if node.module else []))
+        else:
+            name = node.module or ""
+        if name != "tungui" and not name.startswith("tungui."):
+            continue
+        found.add(entry_of(name))
+        if name == "tungui":  # from tungui import x: a module, or a name from __init__.py
+            found.update(
+                entry_of(f"tungui.{alias.name}")
+                for alias in node.names
+                if (PACKAGE / f"{alias.name}.py").exists() or (PACKAGE / alias.name).is_dir()
+            )
     return found
 
 
 def test_the_helper_package_has_every_module_its_modules_import() -> None:
     shipped = helper_side()
-    assert {"cli.py", "client.py"} <= shipped
-    for name in sorted(shipped - {"py.typed"}):
-        missing = tungui_imports(PACKAGE / name) - shipped
-        assert not missing, f"{name} imports {sorted(missing)}, which tungui-helper lacks"
+    assert {"cli", "client", "packets"} <= shipped
+    assert "gui" not in shipped
+    for path in helper_files():
+        missing = tungui_imports(path) - shipped
+        assert not missing, f"{path} imports {sorted(missing)}, which tungui-helper lacks"
+
+
+def test_the_scan_sees_the_tungui_imports() -> None:
+    """The rule above would pass on a scan that found nothing."""
+    assert tungui_imports(PACKAGE / "cli" / "capture.py") >= {"client", "packets"}
+    assert "gui" in tungui_imports(PACKAGE / "gui" / "devices" / "controller.py")
 
 
 def test_the_install_file_lists_the_same_modules() -> None:
@@ -100,18 +132,17 @@ def debian_relations(package: str) -> set[str]:
 
 
 def test_every_import_is_known() -> None:
-    files = [*PACKAGE.glob("*.py"), *(REPO / "helper").glob("*.py"), *CONTRACT.glob("*.py")]
+    files = [*PACKAGE.rglob("*.py"), *(REPO / "helper").glob("*.py"), *CONTRACT.glob("*.py")]
     assert third_party(files) <= set(THIRD_PARTY) | FROM_THE_RUNTIME
 
 
 def test_debian_packages_bring_what_their_modules_import() -> None:
-    helper_files = [*(REPO / "helper").glob("*.py"), *CONTRACT.glob("*.py")] + [
-        PACKAGE / name for name in helper_side() if name.endswith(".py")
-    ]
-    window_files = [p for p in PACKAGE.glob("*.py") if p.name not in helper_side()]
+    shipped = helper_files()
+    helper_side_files = [*(REPO / "helper").glob("*.py"), *CONTRACT.glob("*.py"), *shipped]
+    window_files = [p for p in PACKAGE.rglob("*.py") if p not in shipped]
     helper_has = debian_relations("tungui-helper")
     window_has = debian_relations("tungui") | helper_has
-    for files, has in ((helper_files, helper_has), (window_files, window_has)):
+    for files, has in ((helper_side_files, helper_has), (window_files, window_has)):
         for name in third_party(files):
             assert THIRD_PARTY[name][0] in has, f"{THIRD_PARTY[name][0]} is missing"
 
@@ -119,7 +150,7 @@ def test_debian_packages_bring_what_their_modules_import() -> None:
 def test_the_flatpak_pins_what_the_window_imports() -> None:
     manifest = (REPO / "packaging/flatpak/io.github.tungui.TunGui.yml").read_text()
     pinned = set(re.findall(r"^\s+([A-Za-z0-9_.-]+)==\S+ \\$", manifest, re.MULTILINE))
-    imported = third_party([*PACKAGE.glob("*.py"), *(REPO / "helper").glob("*.py")])
+    imported = third_party([*PACKAGE.rglob("*.py"), *(REPO / "helper").glob("*.py")])
     for name in imported - FROM_THE_RUNTIME:
         assert THIRD_PARTY[name][1] in pinned, f"the Flatpak does not pin {THIRD_PARTY[name][1]}"
 

@@ -11,15 +11,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tungui import packetforms
-from tungui.packetforms import SendForm, check, max_length, min_length
-from tungui.packets import (
+from tungui.packets import sendform as packetforms
+from tungui.packets.build import (
     arp_request,
     icmp_echo_request,
     parse_hex,
     udp_datagram,
     with_packet_info,
 )
+from tungui.packets.sendform import SendForm, check, max_length, min_length
+from tungui_contract.device import Device
 from tungui_contract.limits import Framing
 
 from .devicedicts import MAC
@@ -172,7 +173,7 @@ def test_with_packet_info_needs_ip() -> None:
         (tap(pi=True, vnet_hdr=True), 1532, 28),
     ],
 )
-def test_lengths_match_the_helper(device: dict[str, Any], longest: int, shortest: int) -> None:
+def test_lengths_match_the_helper(device: Device, longest: int, shortest: int) -> None:
     assert max_length(device) == longest
     assert min_length(device) == shortest
 

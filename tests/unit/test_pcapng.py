@@ -1,4 +1,4 @@
-"""pcapng files (tungui.pcapng): their blocks, and what tshark reads in them."""
+"""pcapng files (tungui.packets.pcapng): their blocks, and what tshark reads in them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 import pytest
 
-from tungui.pcapng import LINKTYPE_ETHERNET, LINKTYPE_RAW, CaptureWriter
+from tungui.packets.pcapng import LINKTYPE_ETHERNET, LINKTYPE_RAW, CaptureWriter
 
 from .tshark import tshark_fields
 
