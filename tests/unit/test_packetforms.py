@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import struct
 from typing import Any, Literal
 
 import dpkt
@@ -17,7 +16,6 @@ from tungui.packets.build import (
     icmp_echo_request,
     parse_hex,
     udp_datagram,
-    with_packet_info,
 )
 from tungui.packets.sendform import SendForm, check, max_length, min_length
 from tungui_contract.device import Device
@@ -145,17 +143,6 @@ def test_arp_request_is_a_broadcast_who_has() -> None:
     assert arp.sha == eth.src == bytes.fromhex("020000000002")
     assert arp.spa == bytes([192, 0, 2, 2]) and arp.tpa == bytes([192, 0, 2, 1])
     assert arp.tha == bytes(6)
-
-
-@pytest.mark.parametrize(("version", "ethertype"), [(4, 0x0800), (6, 0x86DD)])
-def test_with_packet_info(version: int, ethertype: int) -> None:
-    packet = bytes([version << 4]) + bytes(39)
-    assert with_packet_info(packet) == struct.pack("!HH", 0, ethertype) + packet
-
-
-def test_with_packet_info_needs_ip() -> None:
-    with pytest.raises(ValueError, match="IPv4 or IPv6"):
-        with_packet_info(b"\x00" * 20)
 
 
 # -- limits -----------------------------------------------------------------------
@@ -321,7 +308,7 @@ def test_hex_is_sent_as_is() -> None:
     packet = icmp_echo_request("192.0.2.2", "192.0.2.1", 1, 1, b"", ethernet=None)
     assert check(SendForm(template="hex", hex=packet.hex(" ")), tun()).packet == packet
     # With packet information, the hex is the packet alone: the header goes before it.
-    framed = with_packet_info(packet)
+    framed = b"\x00\x00\x08\x00" + packet
     assert check(SendForm(template="hex", hex=packet.hex()), tun(pi=True)).packet == framed
     # Typing the header too is typing a packet that is not IP.
     assert not check(SendForm(template="hex", hex=framed.hex()), tun(pi=True)).ok

@@ -11,8 +11,8 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 from tungui import __version__, accounts
 from tungui.client import (
@@ -31,6 +31,8 @@ from .usage import (
     EXIT_USAGE,
     UsageError,
 )
+
+_T = TypeVar("_T")
 
 
 def parse_user(text: str) -> int:
@@ -126,12 +128,36 @@ def _spec_from_args(args: argparse.Namespace, *, changes: bool) -> dict[str, Any
     return spec
 
 
-async def _hold(client: HelperClient, name: str) -> None:
-    """Keep the connection, and so a transient device, until SIGINT or SIGTERM."""
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT, SIGTERM or SIGHUP, which no longer end the process.
+
+    Taken before the call that makes a device this process holds: a signal
+    that comes as soon as the device's name is printed (a script that reads
+    it and stops tunguictl) must end the hold, not interrupt it.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def _unless_stopped(call: Awaitable[_T], stop: asyncio.Event | None) -> _T:
+    """The result of ``call``; KeyboardInterrupt if ``stop`` is set first (Ctrl+C at a prompt)."""
+    if stop is None:
+        return await call
+    task = asyncio.ensure_future(call)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not task.done():
+        task.cancel()
+        raise KeyboardInterrupt
+    return task.result()
+
+
+async def _hold(client: HelperClient, name: str, stop: asyncio.Event) -> None:
+    """Keep the connection, and so a transient device, until ``stop`` is set."""
     print(f"holding {name}; it goes away when tunguictl stops (Ctrl+C)", file=sys.stderr)
     # Shielded: cancelling a wait_for_disconnect() cancels dbus-fast's own future.
     disconnected = asyncio.ensure_future(asyncio.shield(client.bus.wait_for_disconnect()))
@@ -170,10 +196,11 @@ async def run(args: argparse.Namespace) -> int:
                 multi_queue=args.multi_queue or args.queues > 1,
                 queues=args.queues,
             )
-            name = await client.create_device(spec, interactive=interactive)
+            stop = _stop_on_signals() if args.transient else None
+            name = await _unless_stopped(client.create_device(spec, interactive=interactive), stop)
             print(name, flush=True)
-            if args.transient:
-                await _hold(client, name)
+            if stop is not None:
+                await _hold(client, name, stop)
         elif args.command == "delete":
             for name in args.names:
                 await client.delete_device(name, interactive=interactive)
@@ -183,9 +210,12 @@ async def run(args: argparse.Namespace) -> int:
                 changes["master"] = ""
             if not changes:
                 raise UsageError("nothing to change; see tunguictl set --help")
-            await client.configure_device(args.name, changes, interactive=interactive)
-            if changes.get("persist") is False:
-                await _hold(client, args.name)
+            stop = _stop_on_signals() if changes.get("persist") is False else None
+            await _unless_stopped(
+                client.configure_device(args.name, changes, interactive=interactive), stop
+            )
+            if stop is not None:
+                await _hold(client, args.name, stop)
         elif args.command == "permissions":
             for action, answer in sorted((await client.get_permissions()).items()):
                 print(f"{action}\t{answer}")

@@ -1,9 +1,10 @@
 """Packets built for the Send packet… dialog, without Qt.
 
 The bytes are what a device's program would write, so the host receives
-them: an Ethernet frame for a TAP device; a bare IPv4 or IPv6 packet for a
-TUN device, or, with packet information (``pi``), that packet after 4 bytes
-of flags and ethertype.
+them: an Ethernet frame for a TAP device, a bare IPv4 or IPv6 packet for a
+TUN device.  The device's own headers (packet information, a virtio-net
+header) go before it: :mod:`.sendform` writes them, from the contract's
+:class:`~tungui_contract.limits.Framing`.
 
 Packets are built with dpkt, which fills in lengths and the IPv4, ICMP,
 ICMPv6 and UDP checksums when they are left 0: nothing here sums by hand.
@@ -148,22 +149,6 @@ def udp_datagram(
     udp = dpkt.udp.UDP(sport=src_port, dport=dst_port, data=payload)
     udp.ulen = len(udp)
     return _ip_packet(source, destination, dpkt.ip.IP_PROTO_UDP, udp, ethernet)
-
-
-def with_packet_info(ip_packet: bytes) -> bytes:
-    """Put a TUN packet-information header before an IP packet.
-
-    The header is 2 bytes of flags (0) and the packet's ethertype, both big
-    endian; the ethertype follows the packet's version nibble.
-
-    Raises:
-        ValueError: the packet is neither IPv4 nor IPv6.
-    """
-    version = ip_packet[0] >> 4 if ip_packet else None
-    ethertype = {4: ETH_P_IP, 6: ETH_P_IPV6}.get(version) if version is not None else None
-    if ethertype is None:
-        raise ValueError("Only an IPv4 or IPv6 packet can go after a packet-information header.")
-    return struct.pack("!HH", 0, ethertype) + ip_packet
 
 
 def mac_bytes(mac: str) -> bytes:
