@@ -17,7 +17,9 @@ from tungui_contract.errors import Failed, NotFound
 from . import __version__, authorize, validate
 from .authorize import Authorization
 from .callers import Caller, Callers
-from .capture import Capture, HeldCapture, RingCapture
+from .capture.held import HeldCapture
+from .capture.ring import RingCapture
+from .capture.stream import Capture
 from .counters import StatisticsTicker
 from .devices import DeviceManager, State, framing_of
 from .dispatch import PUBLIC, Dispatcher, FdReply, method
