@@ -21,7 +21,7 @@ from .capture.held import HeldCapture
 from .capture.ring import RingCapture
 from .capture.stream import Capture
 from .counters import StatisticsTicker
-from .devices import DeviceManager, State, framing_of
+from .devices import DeviceManager, State
 from .dispatch import PUBLIC, Dispatcher, FdReply, method
 from .limits import (
     CAPTURES_PER_USER,
@@ -338,8 +338,8 @@ class HelperService:
                 capture = HeldCapture(
                     link.name,
                     handle,
-                    prefix=framing_of(link).headers,
-                    longest=framing_of(link).longest_frame(link.mtu),
+                    prefix=link.framing.headers,
+                    longest=link.framing.longest_frame(link.mtu),
                     options=options,
                     client=sender,
                     on_end=ended,

@@ -33,7 +33,7 @@ from tungui_contract.capture import (
 from tungui_contract.errors import Failed, InvalidArgument
 
 from ..drain import SlotReader
-from ..tun import TunHandle
+from ..kernel import Queues
 from ..validate import CaptureOptions
 from .sampler import Sampler
 from .stream import Capture
@@ -64,7 +64,7 @@ class HeldCapture(Capture):
     def __init__(
         self,
         device: str,
-        handle: TunHandle,
+        handle: Queues,
         *,
         prefix: int,
         longest: int,
