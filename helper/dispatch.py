@@ -58,11 +58,29 @@ class _Public:
 
 PUBLIC: Final = _Public()
 
-#: How a method declares its authorization: a fixed action, PUBLIC, or a
-#: rule called as ``rule(service, caller, *checked_args)`` that picks the
-#: action (a device tungui did not create needs the stronger one) and may
-#: add details for polkit by returning an :class:`Authorization`.
-ActionRule = Action | _Public | Callable[..., Action | Authorization]
+
+@dataclass(frozen=True)
+class OneOf:
+    """A method that needs one of ``actions``, chosen per call by ``rule``.
+
+    ``rule(service, caller, *checked_args)`` looks at the devices the call
+    names (a device tungui did not create needs the stronger action) and
+    returns the :class:`Authorization`, with the details polkit is told.
+    An action it picks that the declaration does not name is refused.
+    """
+
+    actions: frozenset[Action]
+    rule: Callable[..., Authorization]
+
+
+def one_of(*actions: Action, by: Callable[..., Authorization]) -> OneOf:
+    """Declare the actions a method may need and the rule that picks one per call."""
+    return OneOf(frozenset(actions), by)
+
+
+#: How a method declares its authorization: a fixed action, PUBLIC, or
+#: :func:`one_of` the actions it may need.
+ActionRule = Action | _Public | OneOf
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -93,7 +111,8 @@ def method(
 
     Args:
         member: the method's name in the interface XML.
-        action: the polkit action it needs, PUBLIC, or a rule choosing one.
+        action: the polkit action it needs, PUBLIC, or :func:`one_of` the
+            actions it may need with the rule that picks one.
         parse: one checker per in-argument, run before authorization; each
             takes the unwrapped argument and returns the checked value.
 
@@ -179,8 +198,10 @@ class Dispatcher:
             if spec.name not in declared:
                 raise TypeError(f"{spec.name} is in the interface XML but has no handler")
             declaration, func = declared.pop(spec.name)
-            if not isinstance(declaration.action, Action | _Public) and not callable(
-                declaration.action
+            action = declaration.action
+            if not isinstance(action, Action | _Public | OneOf) or (
+                isinstance(action, OneOf)
+                and not (action.actions and all(isinstance(a, Action) for a in action.actions))
             ):
                 raise TypeError(f"{spec.name} declares no polkit action")
             if len(declaration.parsers) != len(spec.in_args):
@@ -326,8 +347,12 @@ class Dispatcher:
         rule = declaration.action
         needed: Authorization | None = None
         if not isinstance(rule, _Public):
-            decided = rule if isinstance(rule, Action) else rule(self._service, caller, *args)
-            needed = decided if isinstance(decided, Authorization) else Authorization(decided)
+            if isinstance(rule, Action):
+                needed = Authorization(rule)
+            else:
+                needed = rule.rule(self._service, caller, *args)
+                if needed.action not in rule.actions:
+                    raise TypeError(f"{msg.member} chose {needed.action}, not declared for it")
             action = needed.action
             interactive = bool(int(msg.flags) & int(MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION))
             decision = await self._authority.check(
