@@ -30,10 +30,6 @@ from .validate import BridgeSpec, Changes, DeviceSpec
 #: What :meth:`DeviceManager.state` returns: the table's version and the held links.
 State = tuple[int, frozenset[int]]
 
-#: Takes a device (and the bridge it joins) as they are now and says what
-#: the call needs on them now (see :mod:`tungui_helper.authorize`).
-Needed = Callable[[LinkInfo | None, LinkInfo | None], Authorization]
-
 
 @dataclass
 class Holding:
@@ -154,16 +150,16 @@ class DeviceManager:
         holding = self._held.get(index)
         return None if holding is None else holding.uid
 
-    def _authorized(
-        self, authorized: Authorization, needed: Needed
-    ) -> tuple[LinkInfo | None, LinkInfo | None]:
+    def _authorized(self, authorized: Authorization) -> tuple[LinkInfo | None, LinkInfo | None]:
         """The device and bridge that were authorized, as they are now, under the lock.
 
         polkit may have taken minutes (a person typing a password), and the
         names may since stand for other devices: the act is done on the
-        indexes that were authorized, and only if what it needs now is still
-        covered by what was authorized.
+        indexes that were authorized, and only if what it needs now (the
+        method's rule, asked again) is still covered by what was authorized.
         """
+        if authorized.recheck is None:
+            raise TypeError("an act on devices needs the rule that authorized it")
         self.drain()
         link = bridge = None
         what = authorized.details.get("device", "the device")
@@ -175,7 +171,7 @@ class DeviceManager:
             bridge = self.table.links.get(authorized.bridge)
             if bridge is None or bridge.kind != "bridge":
                 raise NotFound(f"The bridge went away while you were being asked about {what}.")
-        if not authorized.covers(needed(link, bridge)):
+        if not authorized.covers(authorized.recheck(link, bridge)):
             raise NotAuthorized(
                 f"{what} changed while you were being asked, and now needs another "
                 "authorization; try again."
@@ -190,7 +186,6 @@ class DeviceManager:
         client: str,
         uid: int,
         authorized: Authorization,
-        needed: Needed,
     ) -> str:
         """Create a TUN/TAP device; hold it for ``client`` unless it persists.
 
@@ -199,13 +194,12 @@ class DeviceManager:
             client: the caller's unique bus name.
             uid: the caller's user.
             authorized: what polkit authorized (the bridge by its index).
-            needed: what the call needs, from the bridge as it is now.
 
         Returns:
             The device's kernel name.
         """
         async with self._lock:
-            _, master = self._authorized(authorized, needed)
+            _, master = self._authorized(authorized)
             handle, index = await self.links.run(
                 lambda: create.create_device(self.kernel, self.links, spec, master)
             )
@@ -228,10 +222,10 @@ class DeviceManager:
             await self.mirror.refresh_index(index)
             return name
 
-    async def delete(self, authorized: Authorization, needed: Needed) -> None:
+    async def delete(self, authorized: Authorization) -> None:
         """Remove the device or bridge that was authorized."""
         async with self._lock:
-            link, _ = self._authorized(authorized, needed)
+            link, _ = self._authorized(authorized)
             assert link is not None
             name = link.name
             holding = self._held.pop(link.index, None)
@@ -250,11 +244,10 @@ class DeviceManager:
         client: str,
         uid: int,
         authorized: Authorization,
-        needed: Needed,
     ) -> None:
         """Apply a change set to the authorized device, all of it or none of it."""
         async with self._lock:
-            link, master = self._authorized(authorized, needed)
+            link, master = self._authorized(authorized)
             assert link is not None
             configure.check_changes(link, changes)
             current = self.table.addresses(link.index)
@@ -302,9 +295,9 @@ class DeviceManager:
 
     # ---------------------------------------------------------- injecting
 
-    def packet_target(self, authorized: Authorization, needed: Needed, packet: bytes) -> LinkInfo:
+    def packet_target(self, authorized: Authorization, packet: bytes) -> LinkInfo:
         """The authorized TUN/TAP device, if the packet may be injected into it."""
-        link, _ = self._authorized(authorized, needed)
+        link, _ = self._authorized(authorized)
         assert link is not None
         inject.check_packet(link, packet)
         return link

@@ -2,7 +2,7 @@
 
 The interface is the introspection XML shipped with the package; this
 module serves exactly it.  Each exported method is declared with
-:func:`method`, which names its polkit action (or says, explicitly, that it
+:func:`~.declare.method`, which names its polkit action (or says, explicitly, that it
 is public); :class:`Dispatcher` refuses to start if the XML has a method with
 no declaration or a declaration the XML does not have.
 
@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any
 
 from dbus_fast import Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
@@ -39,96 +40,16 @@ from tungui_contract.errors import InvalidArgument, LimitsExceeded, NotAuthorize
 from . import standard
 from .authorize import REASON, Authorization
 from .callers import Caller, Callers
+from .declare import Declaration, FdReply, OneOf, Public
 from .limits import CALLS_PER_CONNECTION, CALLS_PER_USER, Tally
 from .marshalled import MarshalledBody, MarshalledReply
+from .netlink import LinkInfo
 from .polkit import ACTION_TEXT, Authority, Decision
 from .wire import wire
 
 log = logging.getLogger(__name__)
 
 DBUS_UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
-
-
-class _Public:
-    """Marks a method anyone may call; a deliberate, visible choice."""
-
-    def __repr__(self) -> str:
-        return "PUBLIC"
-
-
-PUBLIC: Final = _Public()
-
-
-@dataclass(frozen=True)
-class OneOf:
-    """A method that needs one of ``actions``, chosen per call by ``rule``.
-
-    ``rule(service, caller, *checked_args)`` looks at the devices the call
-    names (a device tungui did not create needs the stronger action) and
-    returns the :class:`Authorization`, with the details polkit is told.
-    An action it picks that the declaration does not name is refused.
-    """
-
-    actions: frozenset[Action]
-    rule: Callable[..., Authorization]
-
-
-def one_of(*actions: Action, by: Callable[..., Authorization]) -> OneOf:
-    """Declare the actions a method may need and the rule that picks one per call."""
-    return OneOf(frozenset(actions), by)
-
-
-#: How a method declares its authorization: a fixed action, PUBLIC, or
-#: :func:`one_of` the actions it may need.
-ActionRule = Action | _Public | OneOf
-
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-
-@dataclass(frozen=True)
-class FdReply:
-    """A reply that passes file descriptors; the helper's copies close once it is sent."""
-
-    body: list[Any]
-    fds: list[int]
-    #: Called after the reply went out (say, to start streaming).
-    sent: Callable[[], None] | None = None
-
-
-@dataclass(frozen=True)
-class Declaration:
-    """What :func:`method` records on a handler."""
-
-    member: str
-    action: ActionRule
-    parsers: tuple[Callable[[Any], Any], ...]
-
-
-def method(
-    member: str, *, action: ActionRule, parse: tuple[Callable[[Any], Any], ...] = ()
-) -> Callable[[F], F]:
-    """Declare a handler for the D-Bus method ``member``.
-
-    Args:
-        member: the method's name in the interface XML.
-        action: the polkit action it needs, PUBLIC, or :func:`one_of` the
-            actions it may need with the rule that picks one.
-        parse: one checker per in-argument, run before authorization; each
-            takes the unwrapped argument and returns the checked value.
-
-    The handler is called as ``handler(caller, *checked_args)`` with the
-    :class:`~.callers.Caller` and returns the reply body as a list, a
-    :class:`~.marshalled.MarshalledBody` or an :class:`FdReply`.  A handler
-    with an ``authorized`` parameter also gets the
-    :class:`~.authorize.Authorization` polkit granted, to act on exactly the
-    device that was authorized.
-    """
-
-    def decorate(func: F) -> F:
-        func._tungui_declaration = Declaration(member, action, parse)  # type: ignore[attr-defined]
-        return func
-
-    return decorate
 
 
 def unwrap(value: Any) -> Any:
@@ -199,7 +120,7 @@ class Dispatcher:
                 raise TypeError(f"{spec.name} is in the interface XML but has no handler")
             declaration, func = declared.pop(spec.name)
             action = declaration.action
-            if not isinstance(action, Action | _Public | OneOf) or (
+            if not isinstance(action, Action | Public | OneOf) or (
                 isinstance(action, OneOf)
                 and not (action.actions and all(isinstance(a, Action) for a in action.actions))
             ):
@@ -332,6 +253,16 @@ class Dispatcher:
             self.inflight -= 1
             self.activity.set()
 
+    def _decide(self, rule: OneOf, caller: Caller, args: list[Any]) -> Authorization:
+        """What the call needs now, with the same rule kept to ask again later."""
+        service = self._service
+
+        def recheck(device: LinkInfo | None, bridge: LinkInfo | None) -> Authorization:
+            return rule.decide(service, caller, device, bridge, *args)
+
+        device, bridge = rule.find(service, *args)
+        return dataclasses.replace(recheck(device, bridge), recheck=recheck)
+
     async def _run(
         self, bound: _Bound, msg: Message, caller: Caller
     ) -> tuple[Message, FdReply | None]:
@@ -346,11 +277,11 @@ class Dispatcher:
         ]
         rule = declaration.action
         needed: Authorization | None = None
-        if not isinstance(rule, _Public):
+        if not isinstance(rule, Public):
             if isinstance(rule, Action):
                 needed = Authorization(rule)
             else:
-                needed = rule.rule(self._service, caller, *args)
+                needed = self._decide(rule, caller, args)
                 if needed.action not in rule.actions:
                     raise TypeError(f"{msg.member} chose {needed.action}, not declared for it")
             action = needed.action

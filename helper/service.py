@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from dbus_fast import Message, Variant
@@ -19,8 +19,9 @@ from .authorize import Authorization
 from .callers import Caller, Callers
 from .capture.running import Captures
 from .counters import StatisticsTicker
+from .declare import PUBLIC, FdReply, method, one_of
 from .devices import DeviceManager, State
-from .dispatch import PUBLIC, Dispatcher, FdReply, method, one_of
+from .dispatch import Dispatcher
 from .limits import (
     CHECK_TIMEOUT,
     INTERACTIVE_TIMEOUT,
@@ -128,22 +129,14 @@ class HelperService:
         return FdReply([0], [fd])
 
     # What a change needs is decided from the table before polkit is asked,
-    # and again under the device lock once it has answered (authorize.py).
+    # and again under the device lock once it has answered (authorize.py),
+    # by the rule its declaration names.
 
-    def _for_create(
-        self, caller: Caller, spec: validate.DeviceSpec, bridge: LinkInfo | None
-    ) -> Authorization:
-        return authorize.for_create(self.devices, self.policy, caller, spec, bridge)
+    def _named(self, name: str, *_: Any) -> tuple[LinkInfo, None]:
+        return self.devices.find(name), None
 
-    def _for_change(
-        self,
-        caller: Caller,
-        link: LinkInfo | None,
-        changes: validate.Changes,
-        bridge: LinkInfo | None,
-    ) -> Authorization:
-        assert link is not None
-        return authorize.for_change(self.devices, self.policy, caller, link, changes, bridge)
+    def _bridge_named(self, name: str | None) -> LinkInfo | None:
+        return self.devices.bridge(name) if name else None
 
     def _for_device(self, caller: Caller, link: LinkInfo | None, request: str) -> Authorization:
         assert link is not None
@@ -155,27 +148,19 @@ class HelperService:
         action=one_of(
             MANAGE,
             MANAGE_FOREIGN,
-            by=lambda self, caller, spec: self._for_create(
-                caller, spec, None if spec.master is None else self.devices.bridge(spec.master)
+            find=lambda self, spec: (None, self._bridge_named(spec.master)),
+            decide=lambda self, caller, _device, bridge, spec: authorize.for_create(
+                self.devices, self.policy, caller, spec, bridge
             ),
         ),
     )
     async def create_device(
         self, caller: Caller, spec: validate.DeviceSpec, *, authorized: Authorization
     ) -> list[Any]:
-        def make() -> Awaitable[str]:
-            return self.devices.create(
-                spec,
-                caller.name,
-                caller.uid,
-                authorized,
-                lambda _link, bridge: self._for_create(caller, spec, bridge),
-            )
-
         if spec.persist:
-            return [await make()]
+            return [await self.devices.create(spec, caller.name, caller.uid, authorized)]
         with self._transient.making(caller.uid, spec.queues):
-            name = await make()
+            name = await self.devices.create(spec, caller.name, caller.uid, authorized)
         if not await self._still_connected(caller.name):
             # The caller left while the device was being made.
             self.devices.release(caller.name)
@@ -187,7 +172,10 @@ class HelperService:
         action=one_of(
             MANAGE,
             MANAGE_FOREIGN,
-            by=lambda self, caller, spec: authorize.for_bridge(self.policy, spec),
+            find=lambda self, spec: (None, None),
+            decide=lambda self, caller, _device, _bridge, spec: authorize.for_bridge(
+                self.policy, spec
+            ),
         ),
     )
     async def create_bridge(self, caller: Caller, spec: validate.BridgeSpec) -> list[Any]:
@@ -199,17 +187,16 @@ class HelperService:
         action=one_of(
             MANAGE,
             MANAGE_FOREIGN,
-            by=lambda self, caller, name: self._for_device(
-                caller, self.devices.find(name), "remove {}"
+            find=_named,
+            decide=lambda self, caller, device, _bridge, name: self._for_device(
+                caller, device, "remove {}"
             ),
         ),
     )
     async def delete_device(
         self, caller: Caller, name: str, *, authorized: Authorization
     ) -> list[Any]:
-        await self.devices.delete(
-            authorized, lambda link, _bridge: self._for_device(caller, link, "remove {}")
-        )
+        await self.devices.delete(authorized)
         return []
 
     @method(
@@ -218,11 +205,12 @@ class HelperService:
         action=one_of(
             MANAGE,
             MANAGE_FOREIGN,
-            by=lambda self, caller, name, changes: self._for_change(
-                caller,
+            find=lambda self, name, changes: (
                 self.devices.find(name),
-                changes,
-                self.devices.bridge(changes.master) if changes.master else None,
+                self._bridge_named(changes.master),
+            ),
+            decide=lambda self, caller, device, bridge, name, changes: authorize.for_change(
+                self.devices, self.policy, caller, device, changes, bridge
             ),
         ),
     )
@@ -234,22 +222,13 @@ class HelperService:
         *,
         authorized: Authorization,
     ) -> list[Any]:
-        def configure() -> Awaitable[None]:
-            return self.devices.configure(
-                changes,
-                caller.name,
-                caller.uid,
-                authorized,
-                lambda link, bridge: self._for_change(caller, link, changes, bridge),
-            )
-
         assert authorized.index is not None
         if changes.persist is False and self.devices.held_handle(authorized.index) is None:
             # The helper will hold one queue of the device for the caller.
             with self._transient.making(caller.uid, 1):
-                await configure()
+                await self.devices.configure(changes, caller.name, caller.uid, authorized)
         else:
-            await configure()
+            await self.devices.configure(changes, caller.name, caller.uid, authorized)
         if changes.persist is False and not await self._still_connected(caller.name):
             self.devices.release(caller.name)
         return []
@@ -279,19 +258,16 @@ class HelperService:
         action=one_of(
             MANAGE,
             MANAGE_FOREIGN,
-            by=lambda self, caller, name, packet: self._for_device(
-                caller, self.devices.find(name), "inject a packet into {}"
+            find=_named,
+            decide=lambda self, caller, device, _bridge, name, packet: self._for_device(
+                caller, device, "inject a packet into {}"
             ),
         ),
     )
     async def inject_packet(
         self, caller: Caller, name: str, packet: bytes, *, authorized: Authorization
     ) -> list[Any]:
-        link = self.devices.packet_target(
-            authorized,
-            lambda link, _bridge: self._for_device(caller, link, "inject a packet into {}"),
-            packet,
-        )
+        link = self.devices.packet_target(authorized, packet)
         capture = self.captures.held(link.name)
         if capture is not None and self.devices.held_handle(link.index) is not None:
             # The capture's thread reads this device: it writes the packet
@@ -306,7 +282,10 @@ class HelperService:
         parse=(_name, validate.capture_options),
         action=one_of(
             Action.CAPTURE,
-            by=lambda self, caller, name, options: authorize.for_capture(self.devices.find(name)),
+            find=_named,
+            decide=lambda self, caller, device, _bridge, name, options: authorize.for_capture(
+                device
+            ),
         ),
     )
     async def start_capture(

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from tungui_contract.bus import Action
-from tungui_helper.dispatch import PUBLIC, Dispatcher, method, one_of
+from tungui_helper.declare import PUBLIC, method, one_of
+from tungui_helper.dispatch import Dispatcher
 from tungui_helper.service import HelperService
 
 
@@ -83,7 +84,11 @@ def test_a_rule_must_come_with_the_actions_it_may_choose() -> None:
         _bind(Hidden.__new__(Hidden))
 
     class Empty(HelperService):
-        @method("DeleteDevice", action=one_of(by=lambda self, caller, name: None), parse=(str,))  # type: ignore[arg-type,return-value]
+        @method(
+            "DeleteDevice",
+            action=one_of(find=lambda self, name: (None, None), decide=lambda *_: None),  # type: ignore[arg-type]
+            parse=(str,),
+        )
         async def delete_device(self, caller: Any, name: str, *, authorized: Any) -> list[Any]:
             return []
 
@@ -92,7 +97,7 @@ def test_a_rule_must_come_with_the_actions_it_may_choose() -> None:
 
 
 def test_the_service_names_both_actions_where_each_device_method_is_declared() -> None:
-    from tungui_helper.dispatch import OneOf
+    from tungui_helper.declare import OneOf
 
     declared = {
         d.member: d.action
@@ -410,7 +415,8 @@ def test_rules_see_the_caller_and_their_details_go_to_polkit() -> None:
             parse=(str,),
             action=one_of(
                 Action.MANAGE,
-                by=lambda self, caller, name: Authorization(
+                find=lambda self, name: (None, None),
+                decide=lambda self, caller, device, bridge, name: Authorization(
                     Action.MANAGE, {"device": name}, index=7
                 ),
             ),
@@ -419,6 +425,9 @@ def test_rules_see_the_caller_and_their_details_go_to_polkit() -> None:
             self, caller: Caller, name: str, *, authorized: Authorization
         ) -> list[Any]:
             seen.append(("handler", caller.uid, name, authorized.index))
+            # Asked again under the device lock, the declared rule answers.
+            assert authorized.recheck is not None
+            assert authorized.recheck(None, None) == authorized
             return []
 
     class Recording:
@@ -566,7 +575,9 @@ def test_a_rule_that_picks_an_action_not_declared_is_refused() -> None:
             "DeleteDevice",
             parse=(str,),
             action=one_of(
-                Action.MANAGE, by=lambda self, caller, name: Authorization(Action.CAPTURE)
+                Action.MANAGE,
+                find=lambda self, name: (None, None),
+                decide=lambda *_: Authorization(Action.CAPTURE),
             ),
         )
         async def delete_device(

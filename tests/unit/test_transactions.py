@@ -11,16 +11,17 @@ device restored, no queue left open, nothing held.  The integration tests
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 from collections.abc import Callable
 
 import pytest
 
 from tungui_contract.bus import Action
-from tungui_contract.errors import Failed
+from tungui_contract.errors import Failed, NotAuthorized
 from tungui_helper.authorize import Authorization
 from tungui_helper.devices import DeviceManager
-from tungui_helper.netlink import MANAGED_ALIAS, LinkInfo
+from tungui_helper.netlink import MANAGED_ALIAS
 from tungui_helper.validate import Changes, DeviceSpec
 
 from .fakekernel import Device, FakeKernel
@@ -41,17 +42,15 @@ def _manager(kernel: FakeKernel) -> DeviceManager:
 
 
 def _grant(bridge: int | None = None, index: int | None = None) -> Authorization:
-    return Authorization(Action.MANAGE, {"device": "tap0"}, index=index, bridge=bridge)
-
-
-def _same(granted: Authorization) -> Callable[[LinkInfo | None, LinkInfo | None], Authorization]:
-    return lambda _link, _bridge: granted
+    """``manage`` granted; asked again under the lock, the rule still says ``manage``."""
+    granted = Authorization(Action.MANAGE, {"device": "tap0"}, index=index, bridge=bridge)
+    return dataclasses.replace(granted, recheck=lambda _link, _bridge: granted)
 
 
 def _create(kernel: FakeKernel, spec: DeviceSpec) -> DeviceManager:
     manager = _manager(kernel)
     granted = _grant(bridge=1 if spec.master else None)
-    asyncio.run(manager.create(spec, ":1.5", 1000, granted, _same(granted)))
+    asyncio.run(manager.create(spec, ":1.5", 1000, granted))
     return manager
 
 
@@ -98,7 +97,7 @@ def test_a_create_failing_at_any_step_leaves_nothing(spec: DeviceSpec) -> None:
         manager = _manager(kernel)
         granted = _grant(bridge=1 if spec.master else None)
         with pytest.raises(Failed, match="refused by the test"):
-            asyncio.run(manager.create(spec, ":1.5", 1000, granted, _same(granted)))
+            asyncio.run(manager.create(spec, ":1.5", 1000, granted))
         assert kernel.by_name("tap0") is None, f"step {step}: the device is left"
         assert kernel.snapshot() == before, f"step {step}: the bridge changed"
         assert not kernel.open_queues, f"step {step}: a queue is left open"
@@ -113,7 +112,7 @@ def test_a_persistent_device_whose_persist_sticks_is_still_removed() -> None:
         kernel.fail_at, kernel.then_refuse = step, {"persist"}
         manager = _manager(kernel)
         with pytest.raises(Failed, match="refused by the test"):
-            asyncio.run(manager.create(PERSISTENT, ":1.5", 1000, _grant(), _same(_grant())))
+            asyncio.run(manager.create(PERSISTENT, ":1.5", 1000, _grant()))
         assert kernel.by_name("tap0") is None, f"step {step}: the device is left"
         assert not kernel.open_queues
 
@@ -145,7 +144,7 @@ def _configure(kernel: FakeKernel, changes: Changes, **device: object) -> Device
     _device(kernel, **device)
     manager = _manager(kernel)
     granted = _grant(bridge=1 if changes.master else None, index=5)
-    asyncio.run(manager.configure(changes, ":1.5", 1000, granted, _same(granted)))
+    asyncio.run(manager.configure(changes, ":1.5", 1000, granted))
     return manager
 
 
@@ -184,7 +183,23 @@ def test_a_change_set_failing_at_any_step_is_undone(
         manager = _manager(kernel)
         granted = _grant(bridge=1 if changes.master else None, index=5)
         with pytest.raises(Failed, match="refused by the test"):
-            asyncio.run(manager.configure(changes, ":1.5", 1000, granted, _same(granted)))
+            asyncio.run(manager.configure(changes, ":1.5", 1000, granted))
         assert kernel.snapshot() == before, f"step {step}: not undone"
         assert not kernel.open_queues, f"step {step}: a queue is left open"
         assert not manager.holdings(), f"step {step}: something is held"
+
+
+def test_a_device_that_now_needs_more_than_was_granted_is_left_alone() -> None:
+    """The rule, asked again under the lock, wants manage-foreign: nothing is changed."""
+    kernel = _kernel()
+    _device(kernel)
+    before = kernel.snapshot()
+    manager = _manager(kernel)
+    granted = Authorization(Action.MANAGE, {"device": "tap0"}, index=5)
+    foreign = dataclasses.replace(granted, action=Action.MANAGE_FOREIGN)
+    granted = dataclasses.replace(granted, recheck=lambda _link, _bridge: foreign)
+    with pytest.raises(NotAuthorized, match="needs another authorization"):
+        asyncio.run(manager.configure(LEAVING, ":1.5", 1000, granted))
+    with pytest.raises(NotAuthorized):
+        asyncio.run(manager.delete(granted))
+    assert kernel.snapshot() == before and kernel.changes == 0
