@@ -16,7 +16,7 @@ from typing import Any
 
 from tungui_contract.errors import Failed, InvalidArgument, NotAuthorized, NotFound
 
-from . import configure, create, inject
+from . import configure, create, inject, tun
 from .authorize import Authorization
 from .describe import describe
 from .kernel import EventSource, Netlink, Queues, Tun
@@ -24,7 +24,6 @@ from .links import Links
 from .mirror import Mirror
 from .netlink import MANAGED_ALIAS, EventSocket, LinkInfo
 from .table import Delta, DeviceTable
-from .tun import DevNetTun
 from .validate import BridgeSpec, Changes, DeviceSpec
 
 #: What :meth:`DeviceManager.state` returns: the table's version and the held links.
@@ -47,7 +46,7 @@ class DeviceManager:
     Args:
         on_change: called (in the event loop) with each batch of changes.
         links: netlink requests (default: a worker thread with pyroute2).
-        kernel: ``/dev/net/tun`` (default: the real one).
+        kernel: ``/dev/net/tun`` (default: the real one, :mod:`.tun`).
         open_events: opens the netlink event socket, at :meth:`start`.
     """
 
@@ -61,7 +60,7 @@ class DeviceManager:
     ) -> None:
         self.table = DeviceTable()
         self.links: Netlink = links if links is not None else Links()
-        self.kernel: Tun = kernel if kernel is not None else DevNetTun()
+        self.kernel: Tun = kernel if kernel is not None else tun
         self.mirror = Mirror(self.table, self.links, on_change, self._forget_vanished, open_events)
         self._held: dict[int, Holding] = {}
         self._lock = asyncio.Lock()

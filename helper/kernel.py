@@ -1,8 +1,8 @@
 """What the device code asks of the kernel, as small protocols.
 
 :class:`~.devices.DeviceManager` gets its netlink requests and its
-``/dev/net/tun`` passed in: the helper gives it :class:`~.links.Links` and
-:class:`~.tun.DevNetTun`; the unit tests give fakes that fail at a chosen
+``/dev/net/tun`` passed in: the helper gives it :class:`~.links.Links` and the
+module :mod:`~.tun`; the unit tests give fakes that fail at a chosen
 step, to check that a transaction undoes every step before it
 (tests/unit/test_transactions.py).
 """

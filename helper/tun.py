@@ -156,20 +156,9 @@ def attach(name: str, flags: int) -> TunHandle:
     return TunHandle(actual, [fd])
 
 
-class DevNetTun:
-    """The real ``/dev/net/tun``, as :class:`~.kernel.Tun` describes it."""
-
-    def create(self, name: str, flags: int, queues: int) -> TunHandle:
-        """See :func:`create`."""
-        return create(name, flags, queues)
-
-    def attach(self, name: str, flags: int) -> TunHandle:
-        """See :func:`attach`."""
-        return attach(name, flags)
-
-    def index_of(self, name: str) -> int | None:
-        """The interface index of a name now (None: no such device)."""
-        try:
-            return socket.if_nametoindex(name)
-        except OSError:
-            return None
+def index_of(name: str) -> int | None:
+    """The interface index of a name now (None: no such device)."""
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
+        return None
