@@ -64,7 +64,7 @@ class Device:
         # as long (bench/helper_devices.py); the fields are the same.
         if "name" not in values:
             raise KeyError("name")
-        state = _DEFAULTS | values
+        state = {**_DEFAULTS, **values}
         if len(state) != len(_FIELDS):  # keys of a newer helper
             state = {key: value for key, value in state.items() if key in _FIELDS}
         state["addresses"] = tuple(state["addresses"])

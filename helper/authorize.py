@@ -25,7 +25,7 @@ the device and administrators' rules can decide by it
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -36,6 +36,10 @@ from .netlink import LinkInfo
 from .policy import ManagePolicy
 from .validate import BridgeSpec, Changes, DeviceSpec
 from .wire import wire_name
+
+#: Takes a device (and the bridge it joins) as they are now and says what
+#: the call needs on them now.
+Recheck = Callable[[LinkInfo | None, LinkInfo | None], "Authorization"]
 
 #: Details polkit gets (and shows, and rules can read).
 DEVICE = "device"
@@ -53,12 +57,17 @@ class Authorization:
         index: the interface index the decision was taken on, for calls on
             an existing device: the act is done on this index only.
         bridge: likewise, the index of a bridge the device is to join.
+        recheck: the method's rule, taking the device and bridge as they are
+            now and saying what the call needs on them now; the dispatcher
+            sets it (see :class:`~.dispatch.OneOf`), and the act asks it
+            again under the device lock.
     """
 
     action: Action
     details: dict[str, str] = field(default_factory=dict)
     index: int | None = None
     bridge: int | None = None
+    recheck: Recheck | None = field(default=None, compare=False, repr=False)
 
     def covers(self, needed: Authorization) -> bool:
         """Whether this authorization is enough for ``needed``."""

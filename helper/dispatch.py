@@ -2,7 +2,7 @@
 
 The interface is the introspection XML shipped with the package; this
 module serves exactly it.  Each exported method is declared with
-:func:`method`, which names its polkit action (or says, explicitly, that it
+:func:`~.declare.method`, which names its polkit action (or says, explicitly, that it
 is public); :class:`Dispatcher` refuses to start if the XML has a method with
 no declaration or a declaration the XML does not have.
 
@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any
 
 from dbus_fast import Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
@@ -39,77 +40,16 @@ from tungui_contract.errors import InvalidArgument, LimitsExceeded, NotAuthorize
 from . import standard
 from .authorize import REASON, Authorization
 from .callers import Caller, Callers
+from .declare import Declaration, FdReply, OneOf, Public
 from .limits import CALLS_PER_CONNECTION, CALLS_PER_USER, Tally
 from .marshalled import MarshalledBody, MarshalledReply
+from .netlink import LinkInfo
 from .polkit import ACTION_TEXT, Authority, Decision
 from .wire import wire
 
 log = logging.getLogger(__name__)
 
 DBUS_UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
-
-
-class _Public:
-    """Marks a method anyone may call; a deliberate, visible choice."""
-
-    def __repr__(self) -> str:
-        return "PUBLIC"
-
-
-PUBLIC: Final = _Public()
-
-#: How a method declares its authorization: a fixed action, PUBLIC, or a
-#: rule called as ``rule(service, caller, *checked_args)`` that picks the
-#: action (a device tungui did not create needs the stronger one) and may
-#: add details for polkit by returning an :class:`Authorization`.
-ActionRule = Action | _Public | Callable[..., Action | Authorization]
-
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-
-@dataclass(frozen=True)
-class FdReply:
-    """A reply that passes file descriptors; the helper's copies close once it is sent."""
-
-    body: list[Any]
-    fds: list[int]
-    #: Called after the reply went out (say, to start streaming).
-    sent: Callable[[], None] | None = None
-
-
-@dataclass(frozen=True)
-class Declaration:
-    """What :func:`method` records on a handler."""
-
-    member: str
-    action: ActionRule
-    parsers: tuple[Callable[[Any], Any], ...]
-
-
-def method(
-    member: str, *, action: ActionRule, parse: tuple[Callable[[Any], Any], ...] = ()
-) -> Callable[[F], F]:
-    """Declare a handler for the D-Bus method ``member``.
-
-    Args:
-        member: the method's name in the interface XML.
-        action: the polkit action it needs, PUBLIC, or a rule choosing one.
-        parse: one checker per in-argument, run before authorization; each
-            takes the unwrapped argument and returns the checked value.
-
-    The handler is called as ``handler(caller, *checked_args)`` with the
-    :class:`~.callers.Caller` and returns the reply body as a list, a
-    :class:`~.marshalled.MarshalledBody` or an :class:`FdReply`.  A handler
-    with an ``authorized`` parameter also gets the
-    :class:`~.authorize.Authorization` polkit granted, to act on exactly the
-    device that was authorized.
-    """
-
-    def decorate(func: F) -> F:
-        func._tungui_declaration = Declaration(member, action, parse)  # type: ignore[attr-defined]
-        return func
-
-    return decorate
 
 
 def unwrap(value: Any) -> Any:
@@ -179,8 +119,10 @@ class Dispatcher:
             if spec.name not in declared:
                 raise TypeError(f"{spec.name} is in the interface XML but has no handler")
             declaration, func = declared.pop(spec.name)
-            if not isinstance(declaration.action, Action | _Public) and not callable(
-                declaration.action
+            action = declaration.action
+            if not isinstance(action, Action | Public | OneOf) or (
+                isinstance(action, OneOf)
+                and not (action.actions and all(isinstance(a, Action) for a in action.actions))
             ):
                 raise TypeError(f"{spec.name} declares no polkit action")
             if len(declaration.parsers) != len(spec.in_args):
@@ -311,6 +253,16 @@ class Dispatcher:
             self.inflight -= 1
             self.activity.set()
 
+    def _decide(self, rule: OneOf, caller: Caller, args: list[Any]) -> Authorization:
+        """What the call needs now, with the same rule kept to ask again later."""
+        service = self._service
+
+        def recheck(device: LinkInfo | None, bridge: LinkInfo | None) -> Authorization:
+            return rule.decide(service, caller, device, bridge, *args)
+
+        device, bridge = rule.find(service, *args)
+        return dataclasses.replace(recheck(device, bridge), recheck=recheck)
+
     async def _run(
         self, bound: _Bound, msg: Message, caller: Caller
     ) -> tuple[Message, FdReply | None]:
@@ -325,9 +277,13 @@ class Dispatcher:
         ]
         rule = declaration.action
         needed: Authorization | None = None
-        if not isinstance(rule, _Public):
-            decided = rule if isinstance(rule, Action) else rule(self._service, caller, *args)
-            needed = decided if isinstance(decided, Authorization) else Authorization(decided)
+        if not isinstance(rule, Public):
+            if isinstance(rule, Action):
+                needed = Authorization(rule)
+            else:
+                needed = self._decide(rule, caller, args)
+                if needed.action not in rule.actions:
+                    raise TypeError(f"{msg.member} chose {needed.action}, not declared for it")
             action = needed.action
             interactive = bool(int(msg.flags) & int(MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION))
             decision = await self._authority.check(

@@ -44,7 +44,7 @@ async def _idle(service: HelperService, timeout: float) -> None:
                 and not service.devices.holds_anything
                 and not service.subscribers
                 and not service.ticker.watchers
-                and not service.captures
+                and not service.captures.running
             ):
                 return
 

@@ -1,34 +1,22 @@
-"""Links and addresses over rtnetlink, through pyroute2.
+"""Links and addresses as rtnetlink tells of them: the records, the parser, the event socket.
 
-Two halves:
-
-* :class:`Links` performs requests (dump, set, add, delete).  pyroute2's
-  synchronous ``IPRoute`` cannot run inside a running asyncio loop from 0.9
-  on, so every request runs on one worker thread that owns the socket; the
-  single thread also serialises changes.
-* :func:`parse` turns rtnetlink messages, from a dump or from the multicast
-  event socket, into :class:`LinkInfo` / :class:`AddrInfo` records.  It reads
-  attributes with ``get_attr('IFLA_…')``, which works on pyroute2 0.7 and 0.9.
+:func:`parse` turns rtnetlink messages, from a dump (:mod:`.links`) or from
+the multicast event socket, into :class:`LinkInfo` / :class:`AddrInfo`
+records.  It reads attributes with ``get_attr('IFLA_…')``, which works on
+pyroute2 0.7 and 0.9.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import errno
 import ipaddress
 import logging
-import os
 import socket
 import struct
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import (
     RTMGRP_IPV4_IFADDR,
     RTMGRP_IPV6_IFADDR,
@@ -36,7 +24,7 @@ from pyroute2.netlink.rtnl import (
 )
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-from tungui_contract.errors import Exists, Failed, InvalidArgument, NotFound, TunguiError
+from tungui_contract.limits import Framing
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +66,11 @@ class LinkInfo:
     group: int = -1
     queues: int = 0
     disabled_queues: int = 0
+
+    @property
+    def framing(self) -> Framing:
+        """How packets are framed on a TUN/TAP device's fd (a TAP's, for any other kind)."""
+        return Framing("tun" if self.kind == "tun" else "tap", self.pi, self.vnet_hdr)
 
 
 @dataclass(frozen=True)
@@ -269,148 +262,10 @@ class EventSocket:
             return []
         return parse(self._marshal.parse(latest_per_link(chunks)))
 
+    def fileno(self) -> int:
+        """The socket's descriptor, to wait on."""
+        return self.sock.fileno()
+
     def close(self) -> None:
         """Close the socket."""
         self.sock.close()
-
-
-def netlink_error(exc: NetlinkError, what: str) -> TunguiError:
-    """Translate a kernel refusal into a named error."""
-    message = f"{what}: {os.strerror(exc.code)}."
-    if exc.code == errno.EEXIST:
-        return Exists(message)
-    if exc.code == errno.ENODEV:
-        return NotFound(message)
-    if exc.code in (errno.EINVAL, errno.ERANGE, errno.EADDRNOTAVAIL):
-        return InvalidArgument(message)
-    return Failed(message)
-
-
-class Links:
-    """rtnetlink requests, run on one worker thread that owns the socket."""
-
-    def __init__(self) -> None:
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="netlink"
-        )
-        self._local = threading.local()
-
-    async def run(self, func: Callable[[], T]) -> T:
-        """Run ``func`` (which may call the methods below) on the worker thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, func)
-
-    def close(self) -> None:
-        """Stop the worker thread."""
-        self._executor.shutdown(wait=True)
-
-    # The methods below run on the worker thread only.
-
-    @property
-    def ipr(self) -> Any:
-        """The thread's IPRoute socket."""
-        ipr = getattr(self._local, "ipr", None)
-        if ipr is None:
-            ipr = self._local.ipr = IPRoute()
-        return ipr
-
-    def dump(self) -> list[Event]:
-        """Every link and address of the namespace, as events."""
-        return parse(self.ipr.get_links()) + parse(self.ipr.get_addr())
-
-    def set(self, index: int, what: str, **attrs: Any) -> None:
-        """Change link attributes (mtu, address, state, master, ifalias)."""
-        try:
-            self.ipr.link("set", index=index, **attrs)
-        except NetlinkError as exc:
-            raise netlink_error(exc, what) from None
-
-    def add_address(self, index: int, address: str, what: str) -> None:
-        """Add one address in CIDR notation."""
-        iface = ipaddress.ip_interface(address)
-        try:
-            self.ipr.addr(
-                "add",
-                index=index,
-                address=str(iface.ip),
-                prefixlen=iface.network.prefixlen,
-                family=socket.AF_INET if iface.version == 4 else socket.AF_INET6,
-            )
-        except NetlinkError as exc:
-            if exc.code == errno.EEXIST:
-                return
-            raise netlink_error(exc, what) from None
-
-    def remove_address(self, index: int, address: str, what: str) -> None:
-        """Remove one address in CIDR notation."""
-        iface = ipaddress.ip_interface(address)
-        try:
-            self.ipr.addr(
-                "del",
-                index=index,
-                address=str(iface.ip),
-                prefixlen=iface.network.prefixlen,
-                family=socket.AF_INET if iface.version == 4 else socket.AF_INET6,
-            )
-        except NetlinkError as exc:
-            if exc.code == errno.EADDRNOTAVAIL:
-                return
-            raise netlink_error(exc, what) from None
-
-    def announce(self, name: str) -> None:
-        """Ask udev to look at a device again, now that it carries our alias.
-
-        udev's 85-tungui-unmanaged.rules then marks it NM_UNMANAGED, which
-        keeps NetworkManager away.  Best effort: without udev (or with /sys
-        read-only) nothing listens and nothing is lost.
-        """
-        try:
-            Path("/sys/class/net", name, "uevent").write_text("change")
-        except OSError as exc:
-            log.debug("could not trigger a uevent for %s: %s", name, exc)
-
-    def delete(self, index: int, what: str) -> None:
-        """Remove a link."""
-        try:
-            self.ipr.link("del", index=index)
-        except NetlinkError as exc:
-            if exc.code == errno.ENODEV:
-                return
-            raise netlink_error(exc, what) from None
-
-    def add_bridge(self, name: str) -> int:
-        """Create a bridge; return its index."""
-        try:
-            self.ipr.link("add", ifname=name, kind="bridge")
-        except NetlinkError as exc:
-            raise netlink_error(exc, f"Could not create the bridge {name}") from None
-        indexes = self.ipr.link_lookup(ifname=name)
-        if not indexes:
-            raise Failed(f"The bridge {name} vanished right after it was created.")
-        index = int(indexes[0])
-        # RTM_NEWLINK ignores IFLA_IFALIAS when it creates a link.
-        try:
-            self.set(index, f"Could not set up {name}", ifalias=MANAGED_ALIAS)
-        except TunguiError:
-            self.delete(index, f"Could not remove {name}")
-            raise
-        self.announce(name)
-        return index
-
-    def read(self, index: int) -> LinkInfo | None:
-        """Read one link by index now, bypassing the table (one request)."""
-        try:
-            events = parse(self.ipr.get_links(index))
-        except NetlinkError:
-            return None
-        for kind, info in events:
-            if kind == "link" and isinstance(info, LinkInfo):
-                return info
-        return None
-
-    def lookup(self, name: str) -> LinkInfo | None:
-        """Read one link now, bypassing the table."""
-        try:
-            indexes = self.ipr.link_lookup(ifname=name)
-        except NetlinkError:
-            return None
-        return self.read(indexes[0]) if indexes else None

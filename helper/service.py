@@ -4,28 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-from dbus_fast import Message, MessageType, Variant
+from dbus_fast import Message, Variant
 from dbus_fast.aio import MessageBus
 
-from tungui_contract.bus import INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED
+from tungui_contract.bus import Action
 from tungui_contract.checks import check_target
 from tungui_contract.errors import Failed, NotFound
 
-from . import __version__, authorize, validate
+from . import __version__, authorize, busdaemon, validate
 from .authorize import Authorization
 from .callers import Caller, Callers
-from .capture import Capture, HeldCapture, RingCapture
+from .capture.running import Captures
 from .counters import StatisticsTicker
-from .devices import DeviceManager, State, framing_of
-from .dispatch import PUBLIC, Dispatcher, FdReply, method
+from .declare import PUBLIC, FdReply, method, one_of
+from .devices import DeviceManager, State
+from .dispatch import Dispatcher
 from .limits import (
-    CAPTURES_PER_USER,
     CHECK_TIMEOUT,
     INTERACTIVE_TIMEOUT,
-    Tally,
     TransientCaps,
 )
 from .listing import DeviceForms, SharedListing
@@ -33,22 +32,14 @@ from .marshalled import MarshalledBody
 from .netlink import LinkInfo
 from .policy import ManagePolicy
 from .polkit import CHANGED_RULE, GRANT_LIFETIME, Authority
-from .table import Delta
-from .wire import wire_name
+from .signals import Signals
 
 log = logging.getLogger(__name__)
 
-#: Changes are gathered for this long and sent as one DevicesChanged, so a
-#: burst of netlink events never floods the shared system bus.  While one
-#: DevicesChanged waits for the bus to take it, changes gather on; while
-#: a Statistics signal waits, ticks are skipped (their counters are totals,
-#: the next one carries them): signals never pile up in the helper.
-SIGNAL_INTERVAL = 0.05
-
-_NAME_OWNER_GONE = (
-    "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
-    "member='NameOwnerChanged',arg2=''"
-)
+#: The two actions a call on devices may need: ``manage`` for tungui's own
+#: within the administrator's bounds, ``manage-foreign`` past them
+#: (:mod:`.authorize` says which, per call).
+MANAGE, MANAGE_FOREIGN = Action.MANAGE, Action.MANAGE_FOREIGN
 
 
 def _name(value: Any) -> str:
@@ -73,7 +64,12 @@ class HelperService:
     ) -> None:
         self.bus = bus
         self.policy = policy or ManagePolicy()
-        self.devices = DeviceManager(self._changed)
+        # Each device's variants and JSON: most devices do not change
+        # between two listings, and building them is the larger part of
+        # answering one.
+        self._forms = DeviceForms()
+        self.signals = Signals(bus, self._forms, self._describe_listed)
+        self.devices = DeviceManager(self.signals.changed)
         self.callers = Callers(bus)
         self.authority = Authority(
             bus,
@@ -88,46 +84,30 @@ class HelperService:
             self.callers,
             {"Version": lambda: Variant("s", __version__)},
         )
-        self._pending = Delta()
-        # Each device's variants and JSON: most devices do not change
-        # between two listings, and building them is the larger part of
-        # answering one.
-        self._forms = DeviceForms()
         # The last ListDevices body, marshalled, and the state it shows.
         self._listed: tuple[State, MarshalledBody] | None = None
         # The last listing as a file (ListDevicesByFileDescriptor).
         self._listing_file = SharedListing("tungui-devices")
         #: Clients watching DevicesChanged; the helper stays while there are any.
         self.subscribers: set[str] = set()
-        self.ticker = StatisticsTicker(self._counted_names, self._send_statistics)
-        #: Running captures; each ends when its reader closes or leaves the bus.
-        self.captures: set[Capture] = set()
-        self._captures_per_user = Tally(
-            CAPTURES_PER_USER, "Your user already runs {cap} captures; close one first."
-        )
+        self.ticker = StatisticsTicker(self._counted_names, self.signals.statistics)
+        self.captures = Captures()
         self._transient = TransientCaps(self._holdings, self._uid_of)
-        self._flush: asyncio.TimerHandle | None = None
-        #: The last DevicesChanged and Statistics signals, until the bus takes them.
-        self._devices_changed: asyncio.Future[None] | None = None
-        self._emit_when_sent = False
-        self._statistics: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         """Read the devices, follow clients leaving the bus, take calls."""
         await self.devices.start()
         self.bus.add_message_handler(self._client_gone)
-        await self._bus_call("AddMatch", "s", [_NAME_OWNER_GONE])
+        await busdaemon.call(self.bus, "AddMatch", "s", [busdaemon.NAME_OWNER_GONE])
         self.authority.follow_changes()
-        await self._bus_call("AddMatch", "s", [CHANGED_RULE])
+        await busdaemon.call(self.bus, "AddMatch", "s", [CHANGED_RULE])
         self.bus.add_message_handler(self.dispatcher.handle)
 
     def close(self) -> None:
         """Release everything the helper holds."""
         self.ticker.close()
-        for capture in list(self.captures):
-            capture.stop()
-        if self._flush is not None:
-            self._flush.cancel()
+        self.captures.stop_all()
+        self.signals.close()
         self._listing_file.close()
         self.devices.close()
 
@@ -149,22 +129,14 @@ class HelperService:
         return FdReply([0], [fd])
 
     # What a change needs is decided from the table before polkit is asked,
-    # and again under the device lock once it has answered (authorize.py).
+    # and again under the device lock once it has answered (authorize.py),
+    # by the rule its declaration names.
 
-    def _for_create(
-        self, caller: Caller, spec: validate.DeviceSpec, bridge: LinkInfo | None
-    ) -> Authorization:
-        return authorize.for_create(self.devices, self.policy, caller, spec, bridge)
+    def _named(self, name: str, *_: Any) -> tuple[LinkInfo, None]:
+        return self.devices.find(name), None
 
-    def _for_change(
-        self,
-        caller: Caller,
-        link: LinkInfo | None,
-        changes: validate.Changes,
-        bridge: LinkInfo | None,
-    ) -> Authorization:
-        assert link is not None
-        return authorize.for_change(self.devices, self.policy, caller, link, changes, bridge)
+    def _bridge_named(self, name: str | None) -> LinkInfo | None:
+        return self.devices.bridge(name) if name else None
 
     def _for_device(self, caller: Caller, link: LinkInfo | None, request: str) -> Authorization:
         assert link is not None
@@ -173,26 +145,22 @@ class HelperService:
     @method(
         "CreateDevice",
         parse=(validate.device_spec,),
-        action=lambda self, caller, spec: self._for_create(
-            caller, spec, None if spec.master is None else self.devices.bridge(spec.master)
+        action=one_of(
+            MANAGE,
+            MANAGE_FOREIGN,
+            find=lambda self, spec: (None, self._bridge_named(spec.master)),
+            decide=lambda self, caller, _device, bridge, spec: authorize.for_create(
+                self.devices, self.policy, caller, spec, bridge
+            ),
         ),
     )
     async def create_device(
         self, caller: Caller, spec: validate.DeviceSpec, *, authorized: Authorization
     ) -> list[Any]:
-        def make() -> Awaitable[str]:
-            return self.devices.create(
-                spec,
-                caller.name,
-                caller.uid,
-                authorized,
-                lambda _link, bridge: self._for_create(caller, spec, bridge),
-            )
-
         if spec.persist:
-            return [await make()]
+            return [await self.devices.create(spec, caller.name, caller.uid, authorized)]
         with self._transient.making(caller.uid, spec.queues):
-            name = await make()
+            name = await self.devices.create(spec, caller.name, caller.uid, authorized)
         if not await self._still_connected(caller.name):
             # The caller left while the device was being made.
             self.devices.release(caller.name)
@@ -201,7 +169,14 @@ class HelperService:
     @method(
         "CreateBridge",
         parse=(validate.bridge_spec,),
-        action=lambda self, caller, spec: authorize.for_bridge(self.policy, spec),
+        action=one_of(
+            MANAGE,
+            MANAGE_FOREIGN,
+            find=lambda self, spec: (None, None),
+            decide=lambda self, caller, _device, _bridge, spec: authorize.for_bridge(
+                self.policy, spec
+            ),
+        ),
     )
     async def create_bridge(self, caller: Caller, spec: validate.BridgeSpec) -> list[Any]:
         return [await self.devices.create_bridge(spec)]
@@ -209,26 +184,34 @@ class HelperService:
     @method(
         "DeleteDevice",
         parse=(_name,),
-        action=lambda self, caller, name: self._for_device(
-            caller, self.devices.find(name), "remove {}"
+        action=one_of(
+            MANAGE,
+            MANAGE_FOREIGN,
+            find=_named,
+            decide=lambda self, caller, device, _bridge, name: self._for_device(
+                caller, device, "remove {}"
+            ),
         ),
     )
     async def delete_device(
         self, caller: Caller, name: str, *, authorized: Authorization
     ) -> list[Any]:
-        await self.devices.delete(
-            authorized, lambda link, _bridge: self._for_device(caller, link, "remove {}")
-        )
+        await self.devices.delete(authorized)
         return []
 
     @method(
         "ConfigureDevice",
         parse=(_name, validate.changes),
-        action=lambda self, caller, name, changes: self._for_change(
-            caller,
-            self.devices.find(name),
-            changes,
-            self.devices.bridge(changes.master) if changes.master else None,
+        action=one_of(
+            MANAGE,
+            MANAGE_FOREIGN,
+            find=lambda self, name, changes: (
+                self.devices.find(name),
+                self._bridge_named(changes.master),
+            ),
+            decide=lambda self, caller, device, bridge, name, changes: authorize.for_change(
+                self.devices, self.policy, caller, device, changes, bridge
+            ),
         ),
     )
     async def configure_device(
@@ -239,22 +222,13 @@ class HelperService:
         *,
         authorized: Authorization,
     ) -> list[Any]:
-        def configure() -> Awaitable[None]:
-            return self.devices.configure(
-                changes,
-                caller.name,
-                caller.uid,
-                authorized,
-                lambda link, bridge: self._for_change(caller, link, changes, bridge),
-            )
-
         assert authorized.index is not None
         if changes.persist is False and self.devices.held_handle(authorized.index) is None:
             # The helper will hold one queue of the device for the caller.
             with self._transient.making(caller.uid, 1):
-                await configure()
+                await self.devices.configure(changes, caller.name, caller.uid, authorized)
         else:
-            await configure()
+            await self.devices.configure(changes, caller.name, caller.uid, authorized)
         if changes.persist is False and not await self._still_connected(caller.name):
             self.devices.release(caller.name)
         return []
@@ -281,19 +255,20 @@ class HelperService:
     @method(
         "InjectPacket",
         parse=(_name, _packet),
-        action=lambda self, caller, name, packet: self._for_device(
-            caller, self.devices.find(name), "inject a packet into {}"
+        action=one_of(
+            MANAGE,
+            MANAGE_FOREIGN,
+            find=_named,
+            decide=lambda self, caller, device, _bridge, name, packet: self._for_device(
+                caller, device, "inject a packet into {}"
+            ),
         ),
     )
     async def inject_packet(
         self, caller: Caller, name: str, packet: bytes, *, authorized: Authorization
     ) -> list[Any]:
-        link = self.devices.packet_target(
-            authorized,
-            lambda link, _bridge: self._for_device(caller, link, "inject a packet into {}"),
-            packet,
-        )
-        capture = self._held_capture(link.name)
+        link = self.devices.packet_target(authorized, packet)
+        capture = self.captures.held(link.name)
         if capture is not None and self.devices.held_handle(link.index) is not None:
             # The capture's thread reads this device: it writes the packet
             # too, so the stream shows it before any answer to it.
@@ -305,7 +280,13 @@ class HelperService:
     @method(
         "StartCapture",
         parse=(_name, validate.capture_options),
-        action=lambda self, caller, name, options: authorize.for_capture(self.devices.find(name)),
+        action=one_of(
+            Action.CAPTURE,
+            find=_named,
+            decide=lambda self, caller, device, _bridge, name, options: authorize.for_capture(
+                device
+            ),
+        ),
     )
     async def start_capture(
         self,
@@ -322,32 +303,15 @@ class HelperService:
             raise NotFound(f"{authorized.details.get('device')} went away while you were asked.")
         link = found
         sender = caller.name
-        self._captures_per_user.take(caller.uid)
-
-        def ended(capture: Capture) -> None:
-            self.captures.discard(capture)
-            self._captures_per_user.give_back(caller.uid)
-
-        handle = self.devices.held_handle(link.index)
-        capture: Capture
-        try:
-            if handle is not None and not self._held_capture(link.name):
-                # The helper is this device's program: it reads the device.
-                capture = HeldCapture(
-                    link.name,
-                    handle,
-                    prefix=framing_of(link).headers,
-                    longest=framing_of(link).longest_frame(link.mtu),
-                    options=options,
-                    client=sender,
-                    on_end=ended,
-                )
-            else:
-                capture = RingCapture(link.name, options, sender, ended)
-        except BaseException:
-            self._captures_per_user.give_back(caller.uid)
-            raise
-        self.captures.add(capture)
+        capture = self.captures.start(
+            link.name,
+            link.framing,
+            link.mtu,
+            self.devices.held_handle(link.index),
+            options,
+            sender,
+            caller.uid,
+        )
         if not await self._still_connected(sender):
             capture.stop()
             raise Failed("The caller left the bus.")
@@ -363,12 +327,6 @@ class HelperService:
             options.max_rate or "all",
         )
         return FdReply([0], [theirs], capture.start)
-
-    def _held_capture(self, name: str) -> HeldCapture | None:
-        for capture in self.captures:
-            if isinstance(capture, HeldCapture) and capture.device == name:
-                return capture
-        return None
 
     @method("GetPermissions", action=PUBLIC)
     async def get_permissions(self, caller: Caller) -> list[Any]:
@@ -390,89 +348,32 @@ class HelperService:
 
     # --------------------------------------------------------------- signals
 
-    def _changed(self, delta: Delta) -> None:
-        self._pending.merge(delta)
-        if self._flush is None:
-            loop = asyncio.get_running_loop()
-            self._flush = loop.call_later(SIGNAL_INTERVAL, self._emit)
-
-    def _emit(self) -> None:
-        self._flush = None
-        waiting = self._devices_changed
-        if waiting is not None and not waiting.done():
-            # The last one still waits for the bus: gather on, send once it went.
-            if not self._emit_when_sent:
-                self._emit_when_sent = True
-                waiting.add_done_callback(self._devices_changed_sent)
-            return
-        delta, self._pending = self._pending, Delta()
-        for index in delta.removed:
-            self._forms.forget(index)
-        updated = []
-        for index in sorted(delta.changed):
-            link = self.devices.table.links.get(index)
-            if link is not None and link.kind in ("tun", "tap", "bridge"):
-                updated.append(self._forms.variants(self.devices.describe(link)))
-        removed = sorted({wire_name(name) for name in delta.removed.values()})
-        if not updated and not removed:
-            return
-        self._devices_changed = self.bus.send(
-            Message.new_signal(
-                OBJECT_PATH, INTERFACE, SIGNAL_DEVICES_CHANGED, "aa{sv}as", [updated, removed]
-            )
-        )
-
-    def _devices_changed_sent(self, _sent: asyncio.Future[None]) -> None:
-        self._emit_when_sent = False
-        self._changed(Delta())
+    def _describe_listed(self, index: int) -> dict[str, Any] | None:
+        link = self.devices.table.links.get(index)
+        if link is None or link.kind not in ("tun", "tap", "bridge"):
+            return None
+        return self.devices.describe(link)
 
     def _counted_names(self) -> list[str]:
         return [link.name for link in self.devices.table.listed()]
 
-    def _send_statistics(self, timestamp_ns: int, rows: list[tuple[Any, ...]]) -> None:
-        if self._statistics is not None and not self._statistics.done():
-            return  # the last tick still waits for the bus; the next carries the totals
-        counters = [[wire_name(row[0]), *row[1:]] for row in rows]
-        self._statistics = self.bus.send(
-            Message.new_signal(
-                OBJECT_PATH, INTERFACE, "Statistics", "ta(stttttttt)", [timestamp_ns, counters]
-            )
-        )
-
     # --------------------------------------------------------------- clients
 
     def _client_gone(self, msg: Message) -> bool:
-        if (
-            msg.message_type == MessageType.SIGNAL
-            and msg.member == "NameOwnerChanged"
-            and msg.sender == "org.freedesktop.DBus"
-            and not msg.body[2]
-        ):
-            self.authority.forget(msg.body[0])
-            if not msg.body[0].startswith(":"):
-                return False  # a well-known name such as polkit's
-            self.subscribers.discard(msg.body[0])
-            self.ticker.unwatch(msg.body[0])
-            for capture in [c for c in self.captures if c.client == msg.body[0]]:
-                capture.stop()
-            released = self.devices.release(msg.body[0])
-            if released:
-                log.info("%s left the bus; released %s", msg.body[0], ", ".join(released))
-            self.callers.forget(msg.body[0])
+        name = busdaemon.name_gone(msg)
+        if name is None:
+            return False
+        self.authority.forget(name)
+        if not name.startswith(":"):
+            return False  # a well-known name such as polkit's
+        self.subscribers.discard(name)
+        self.ticker.unwatch(name)
+        self.captures.stop_for(name)
+        released = self.devices.release(name)
+        if released:
+            log.info("%s left the bus; released %s", name, ", ".join(released))
+        self.callers.forget(name)
         return False
 
     async def _still_connected(self, name: str) -> bool:
-        reply = await self._bus_call("NameHasOwner", "s", [name])
-        return bool(reply is not None and reply.body and reply.body[0])
-
-    async def _bus_call(self, member: str, signature: str, body: list[Any]) -> Message | None:
-        return await self.bus.call(
-            Message(
-                destination="org.freedesktop.DBus",
-                path="/org/freedesktop/DBus",
-                interface="org.freedesktop.DBus",
-                member=member,
-                signature=signature,
-                body=body,
-            )
-        )
+        return await busdaemon.still_connected(self.bus, name)

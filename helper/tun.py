@@ -10,10 +10,13 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import socket
 import struct
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tungui_contract.errors import Exists, Failed, InvalidArgument, NotFound
+from tungui_contract.limits import Framing
 
 TUN_DEVICE = "/dev/net/tun"
 
@@ -32,14 +35,25 @@ IFF_TUN_EXCL = 0x8000
 _IFREQ = struct.Struct("16sH22x")
 
 
-def iff_flags(*, mode: str, pi: bool, vnet_hdr: bool, multi_queue: bool) -> int:
-    """Return the TUNSETIFF flags for a device of these properties."""
-    flags = IFF_TUN if mode == "tun" else IFF_TAP
-    if not pi:
+class Shape(Protocol):
+    """What TUNSETIFF is told of a device: a request to make one, or a link as it is."""
+
+    @property
+    def framing(self) -> Framing: ...
+
+    @property
+    def multi_queue(self) -> bool: ...
+
+
+def iff_flags(shape: Shape) -> int:
+    """The TUNSETIFF flags for a device of this shape (the one place they are built)."""
+    framing = shape.framing
+    flags = IFF_TUN if framing.mode == "tun" else IFF_TAP
+    if not framing.pi:
         flags |= IFF_NO_PI
-    if vnet_hdr:
+    if framing.vnet_hdr:
         flags |= IFF_VNET_HDR
-    if multi_queue:
+    if shape.multi_queue:
         flags |= IFF_MULTI_QUEUE
     return flags
 
@@ -140,3 +154,11 @@ def attach(name: str, flags: int) -> TunHandle:
             raise NotFound(f"There is no device named {name}.") from None
         raise Failed(f"Could not open {name}: {os.strerror(exc.errno or 0)}.") from None
     return TunHandle(actual, [fd])
+
+
+def index_of(name: str) -> int | None:
+    """The interface index of a name now (None: no such device)."""
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
+        return None

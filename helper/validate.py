@@ -26,7 +26,7 @@ from tungui_contract.checks import (
     check_name,
 )
 from tungui_contract.errors import InvalidArgument, shown
-from tungui_contract.limits import MAX_PACKET, MAX_QUEUES
+from tungui_contract.limits import MAX_PACKET, MAX_QUEUES, Framing
 
 DEVICE_KEYS = KEYS.DEVICE_KEYS
 BRIDGE_KEYS = KEYS.BRIDGE_KEYS
@@ -51,6 +51,11 @@ class DeviceSpec:
     addresses: tuple[IpInterface, ...] = ()
     up: bool = False
     master: str | None = None
+
+    @property
+    def framing(self) -> Framing:
+        """How packets will be framed on the device's fd."""
+        return Framing(self.mode, self.pi, self.vnet_hdr)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ import socket
 
 import pytest
 
-from tungui_helper.capture import MAX_SAMPLING, attach_filter, capture_filter, sampling_for
+from tungui_helper.capture.bpf import attach_filter, capture_filter
+from tungui_helper.capture.sampler import MAX_SAMPLING, sampling_for
 
 
 def received(program: bytes, count: int, size: int = 100) -> list[int]:

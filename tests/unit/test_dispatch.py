@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from tungui_contract.bus import Action
-from tungui_helper.dispatch import PUBLIC, Dispatcher, method
+from tungui_helper.declare import PUBLIC, method, one_of
+from tungui_helper.dispatch import Dispatcher
 from tungui_helper.service import HelperService
 
 
@@ -70,6 +71,49 @@ def test_an_action_that_is_not_one_is_refused() -> None:
 
     with pytest.raises(TypeError, match="declares no polkit action"):
         _bind(Sloppy.__new__(Sloppy))
+
+
+def test_a_rule_must_come_with_the_actions_it_may_choose() -> None:
+    # A bare rule hides which actions the method may need: refused.
+    class Hidden(HelperService):
+        @method("DeleteDevice", action=lambda self, caller, name: None, parse=(str,))  # type: ignore[arg-type]
+        async def delete_device(self, caller: Any, name: str, *, authorized: Any) -> list[Any]:
+            return []
+
+    with pytest.raises(TypeError, match="declares no polkit action"):
+        _bind(Hidden.__new__(Hidden))
+
+    class Empty(HelperService):
+        @method(
+            "DeleteDevice",
+            action=one_of(find=lambda self, name: (None, None), decide=lambda *_: None),  # type: ignore[arg-type]
+            parse=(str,),
+        )
+        async def delete_device(self, caller: Any, name: str, *, authorized: Any) -> list[Any]:
+            return []
+
+    with pytest.raises(TypeError, match="declares no polkit action"):
+        _bind(Empty.__new__(Empty))
+
+
+def test_the_service_names_both_actions_where_each_device_method_is_declared() -> None:
+    from tungui_helper.declare import OneOf
+
+    declared = {
+        d.member: d.action
+        for d in (getattr(f, "_tungui_declaration", None) for f in vars(HelperService).values())
+        if d is not None
+    }
+    both = frozenset({Action.MANAGE, Action.MANAGE_FOREIGN})
+    for member in (
+        "CreateDevice",
+        "CreateBridge",
+        "DeleteDevice",
+        "ConfigureDevice",
+        "InjectPacket",
+    ):
+        action = declared[member]
+        assert isinstance(action, OneOf) and action.actions == both, member
 
 
 class _FakeBus:
@@ -369,14 +413,21 @@ def test_rules_see_the_caller_and_their_details_go_to_polkit() -> None:
         @method(
             "DeleteDevice",
             parse=(str,),
-            action=lambda self, caller, name: Authorization(
-                Action.MANAGE, {"device": name}, index=7
+            action=one_of(
+                Action.MANAGE,
+                find=lambda self, name: (None, None),
+                decide=lambda self, caller, device, bridge, name: Authorization(
+                    Action.MANAGE, {"device": name}, index=7
+                ),
             ),
         )
         async def delete_device(
             self, caller: Caller, name: str, *, authorized: Authorization
         ) -> list[Any]:
             seen.append(("handler", caller.uid, name, authorized.index))
+            # Asked again under the device lock, the declared rule answers.
+            assert authorized.recheck is not None
+            assert authorized.recheck(None, None) == authorized
             return []
 
     class Recording:
@@ -448,7 +499,7 @@ def test_an_unknown_property_is_named_cut_short() -> None:
 def test_signals_never_pile_up_while_the_bus_is_slow() -> None:
     import asyncio
 
-    from tungui_helper.service import SIGNAL_INTERVAL
+    from tungui_helper.signals import SIGNAL_INTERVAL
     from tungui_helper.table import Delta
 
     async def scenario() -> None:
@@ -459,21 +510,21 @@ def test_signals_never_pile_up_while_the_bus_is_slow() -> None:
             return [m.member for m in bus.sent]
 
         # Statistics: a tick while the last waits is skipped (counters are totals).
-        service._send_statistics(1, [("tap0", 1, 2, 3, 4, 5, 6, 7, 8)])
-        service._send_statistics(2, [("tap0", 2, 3, 4, 5, 6, 7, 8, 9)])
+        service.signals.statistics(1, [("tap0", 1, 2, 3, 4, 5, 6, 7, 8)])
+        service.signals.statistics(2, [("tap0", 2, 3, 4, 5, 6, 7, 8, 9)])
         assert members() == ["Statistics"]
         # DevicesChanged: changes gather while the last one waits, then go as one.
-        service._changed(Delta(removed={1: "tap1"}))
+        service.signals.changed(Delta(removed={1: "tap1"}))
         await asyncio.sleep(SIGNAL_INTERVAL * 1.5)
         for n in range(2, 6):
-            service._changed(Delta(removed={n: f"tap{n}"}))
+            service.signals.changed(Delta(removed={n: f"tap{n}"}))
             await asyncio.sleep(SIGNAL_INTERVAL * 1.5)
         assert members() == ["Statistics", "DevicesChanged"]
         bus.flush()
         await asyncio.sleep(SIGNAL_INTERVAL * 1.5)
         assert members() == ["Statistics", "DevicesChanged", "DevicesChanged"]
         assert bus.sent[-1].body == [[], ["tap2", "tap3", "tap4", "tap5"]]
-        service._send_statistics(3, [("tap0", 3, 4, 5, 6, 7, 8, 9, 10)])
+        service.signals.statistics(3, [("tap0", 3, 4, 5, 6, 7, 8, 9, 10)])
         assert members()[-1] == "Statistics"
         service.devices.links.close()
 
@@ -506,3 +557,61 @@ def test_peer_is_answered_on_every_path_without_a_traceback(path: str) -> None:
     unknown = standard.peer_reply(call("Reboot"))
     assert unknown.error_name == standard.DBUS_UNKNOWN_METHOD
     assert "Traceback" not in unknown.body[0]
+
+
+def test_a_rule_that_picks_an_action_not_declared_is_refused() -> None:
+    import asyncio
+
+    from dbus_fast import Message
+
+    from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
+    from tungui_helper.authorize import Authorization
+    from tungui_helper.callers import Caller
+
+    asked: list[Action] = []
+
+    class Drifted(HelperService):
+        @method(
+            "DeleteDevice",
+            parse=(str,),
+            action=one_of(
+                Action.MANAGE,
+                find=lambda self, name: (None, None),
+                decide=lambda *_: Authorization(Action.CAPTURE),
+            ),
+        )
+        async def delete_device(
+            self, caller: Caller, name: str, *, authorized: Authorization
+        ) -> list[Any]:
+            raise AssertionError("the handler ran")
+
+    class Recording:
+        async def check(self, caller: Caller, action: Action, **_: Any) -> Any:
+            asked.append(action)
+            raise AssertionError("polkit was asked")
+
+    async def scenario() -> Message:
+        bus = _FakeBus()
+        service = Drifted(bus)  # type: ignore[arg-type]
+        service.dispatcher._authority = Recording()  # type: ignore[assignment]
+        service.dispatcher.handle(
+            Message(
+                destination=BUS_NAME,
+                path=OBJECT_PATH,
+                interface=INTERFACE,
+                member="DeleteDevice",
+                signature="s",
+                body=["tap7"],
+                sender=":1.5",
+                serial=3,
+            )
+        )
+        await _settle()
+        service.devices.links.close()
+        (reply,) = bus.sent
+        assert isinstance(reply, Message)
+        return reply
+
+    reply = asyncio.run(scenario())
+    assert reply.error_name == "io.github.tungui.Error.Failed"
+    assert asked == []

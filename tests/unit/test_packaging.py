@@ -291,3 +291,19 @@ def test_no_rule_opens_anything_to_everyone() -> None:
         assert attributes.get("send_destination", BUS_NAME) == BUS_NAME, (context, attributes)
         assert attributes.get("send_requested_reply") != "false", (context, attributes)
         assert attributes.get("eavesdrop") != "true", (context, attributes)
+
+
+def test_every_import_package_is_built() -> None:
+    """pyproject.toml lists the packages by hand: a new folder must be among them."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(project["packages"])
+    folders = {"tungui": "tungui", **project["package-dir"]}
+    found = set()
+    for package, folder in folders.items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(REPO / folder).parts
+            found.add(".".join((package, *relative)))
+    assert "tungui.gui.devices" in found and "tungui_helper.capture" in found
+    assert listed == found

@@ -13,8 +13,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import TypeVar
 
-from tungui_helper.devices import DeviceManager
+from tungui_helper.mirror import Mirror
 from tungui_helper.netlink import Event, LinkInfo
+from tungui_helper.table import DeviceTable
 
 T = TypeVar("T")
 
@@ -56,12 +57,11 @@ class _Links:
         return self.state
 
 
-def _manager(state: LinkInfo) -> tuple[DeviceManager, _Links, _Events]:
-    manager = DeviceManager(lambda delta: None)
+def _manager(state: LinkInfo) -> tuple[Mirror, _Links, _Events]:
     events = _Events()
     links = _Links(events, state)
+    manager = Mirror(DeviceTable(), links, lambda delta: None, lambda: None)  # type: ignore[arg-type]
     manager._events = events  # type: ignore[assignment]
-    manager.links = links  # type: ignore[assignment]
     return manager, links, events
 
 
