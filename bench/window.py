@@ -25,7 +25,7 @@ import sys
 import textwrap
 import time
 
-from tests.unit.devicedicts import listed_tap
+from tests.support.devicedicts import listed_tap
 from tungui_contract.device import Device
 
 CHILD_TUNGUI = textwrap.dedent(

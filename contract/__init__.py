@@ -18,5 +18,5 @@ sides must agree on lives here once:
 """
 
 #: The one version of tungui; pyproject.toml, the Debian changelog and the
-#: AppStream metainfo say the same (tests/unit/test_packaging.py).
+#: AppStream metainfo say the same (tests/unit/contract/test_contract.py).
 __version__ = "0.1.0"

@@ -1,7 +1,7 @@
 """A device as ListDevices and DevicesChanged report it, as a typed record.
 
 The wire form is a dict of the keys in :data:`~tungui_contract.keys.DEVICE_SIGNATURES`;
-:class:`Device` has one field per key (``tests/unit/test_contract.py`` holds
+:class:`Device` has one field per key (``tests/unit/contract/test_contract.py`` holds
 the two together).  Keys only TUN/TAP devices report default to what a
 bridge or another device would say.
 """

@@ -4,7 +4,7 @@
 ``/dev/net/tun`` passed in: the helper gives it :class:`~.links.Links` and the
 module :mod:`~.tun`; the unit tests give fakes that fail at a chosen
 step, to check that a transaction undoes every step before it
-(tests/unit/test_transactions.py).
+(tests/unit/helper/test_transactions.py).
 """
 
 from __future__ import annotations

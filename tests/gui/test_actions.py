@@ -11,7 +11,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
-from tests.unit.devicedicts import listed_tap
+from tests.support.devicedicts import listed_tap
 from tungui.gui import icons
 from tungui.gui.actions import (
     ACTIONS,

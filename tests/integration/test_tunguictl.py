@@ -19,8 +19,8 @@ from tests.support.helperbus import call, create, variants
 from tests.support.netns import Netns
 from tests.support.nobody import NobodyPython
 from tests.support.traffic import Reader, udp
+from tests.support.tshark import tshark_fields
 from tests.support.waiting import wait_until
-from tests.unit.tshark import tshark_fields
 
 pytestmark = pytest.mark.integration
 

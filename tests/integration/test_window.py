@@ -32,7 +32,7 @@ from tests.support.bus import DBusDaemon
 from tests.support.helper import HelperProcess
 from tests.support.helperbus import create
 from tests.support.netns import Netns
-from tests.unit.tshark import tshark_fields
+from tests.support.tshark import tshark_fields
 from tungui.client import HelperClient
 from tungui.gui.actions import Act
 from tungui.gui.app import App

@@ -7,7 +7,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtTest import QAbstractItemModelTester
 
-from tests.unit.devicedicts import listed_tap
+from tests.support.devicedicts import listed_tap
 from tungui.gui.devices.ipcommands import ip_commands
 from tungui.gui.devices.model import COLUMNS, DEVICE_ROLE, DeviceFilterModel, DeviceTableModel
 from tungui_contract.device import Device

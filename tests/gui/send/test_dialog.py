@@ -9,8 +9,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QPlainTextEdit, QWidget
 from pytestqt.qtbot import QtBot
 
-from tests.unit.devicedicts import send_tap
-from tests.unit.devicedicts import send_tun as tun
+from tests.support.devicedicts import send_tap
+from tests.support.devicedicts import send_tun as tun
 from tungui.gui.send.dialog import SendDialog
 from tungui.packets.build import arp_request
 from tungui_contract.device import Device

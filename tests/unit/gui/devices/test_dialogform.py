@@ -14,6 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.devicedicts import NOBODY
+from tests.support.devicedicts import lab_device as device
 from tungui.gui.devices import dialogform as form
 from tungui.gui.devices.dialogform import (
     DeviceForm,
@@ -24,9 +26,6 @@ from tungui.gui.devices.dialogform import (
 )
 from tungui_contract.checks import check_mac
 from tungui_contract.device import Device
-
-from .devicedicts import NOBODY
-from .devicedicts import lab_device as device
 
 
 def test_a_valid_new_tap_device() -> None:

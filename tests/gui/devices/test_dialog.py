@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 from pytestqt.qtbot import QtBot
 
-from tests.unit.devicedicts import NOBODY, lab_device
+from tests.support.devicedicts import NOBODY, lab_device
 from tungui.gui.devices.dialog import DeviceDialog
 from tungui_contract.checks import check_mac
 

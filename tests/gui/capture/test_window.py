@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.tshark import tshark_fields
+from tests.support.tshark import tshark_fields
 from tungui.gui.capture.model import PacketModel
 from tungui.gui.capture.reader import StreamReader
 from tungui.gui.capture.window import LIVE_RATE, PacketWindow

@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.devicedicts import lab_tap
 from tungui.cli import main as cli
 from tungui.cli.main import main
 from tungui.client import HelperClient
 from tungui_contract.device import Device
-
-from .devicedicts import lab_tap
 
 BRIDGE = {
     "name": "br-lab", "index": 3, "kind": "bridge", "managed": True, "operstate": "up",

@@ -10,9 +10,8 @@ from typing import BinaryIO
 
 import pytest
 
+from tests.support.tshark import tshark_fields
 from tungui.packets.pcapng import LINKTYPE_ETHERNET, LINKTYPE_RAW, CaptureWriter
-
-from .tshark import tshark_fields
 
 MAC1 = bytes.fromhex("02005e100001")
 MAC2 = bytes.fromhex("02005e100002")

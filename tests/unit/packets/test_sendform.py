@@ -10,6 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.devicedicts import MAC
+from tests.support.devicedicts import send_tap as tap
+from tests.support.devicedicts import send_tun as tun
 from tungui.packets import sendform as packetforms
 from tungui.packets.build import (
     arp_request,
@@ -20,10 +23,6 @@ from tungui.packets.build import (
 from tungui.packets.sendform import SendForm, check, max_length, min_length
 from tungui_contract.device import Device
 from tungui_contract.limits import Framing
-
-from .devicedicts import MAC
-from .devicedicts import send_tap as tap
-from .devicedicts import send_tun as tun
 
 
 def repacked(packet: Any) -> bytes:

@@ -14,7 +14,7 @@ from tungui_contract.bus import ErrorName
 from tungui_contract.device import Device
 from tungui_contract.limits import MAX_MTU, MAX_PACKET, MIN_MTU, Framing
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 #: The Python type a record field has for each D-Bus signature.
 PYTHON_TYPE: dict[str, Any] = {
