@@ -32,10 +32,10 @@ from typing import Protocol
 from tungui_contract.bus import Action
 from tungui_contract.checks import IpInterface
 
+from .bustext import listed_name
 from .netlink import LinkInfo
 from .policy import ManagePolicy
 from .validate import BridgeSpec, Changes, DeviceSpec
-from .wire import wire_name
 
 #: Takes a device (and the bridge it joins) as they are now and says what
 #: the call needs on them now.
@@ -135,12 +135,12 @@ def _foreign_neighbours(devices: Devices, link: LinkInfo) -> list[LinkInfo]:
 
 def _check_device(decision: Decision, devices: Devices, link: LinkInfo, who: Who) -> None:
     """The device acted on: tungui's own, not connected to others', not another user's."""
-    name = wire_name(link.name)
+    name = listed_name(link.name)
     if not devices.is_managed(link):
         decision.foreign(f"{name} was not created by tungui")
     neighbours = _foreign_neighbours(devices, link)
     if neighbours:
-        names = ", ".join(sorted(wire_name(d.name) for d in neighbours)[:3])
+        names = ", ".join(sorted(listed_name(d.name) for d in neighbours)[:3])
         decision.foreign(f"{name} is bridged with devices tungui did not create ({names})")
     holder = devices.holder_uid(link.index)
     if holder is not None and holder != who.uid:
@@ -151,7 +151,7 @@ def _check_device(decision: Decision, devices: Devices, link: LinkInfo, who: Who
 
 def _check_bridge(decision: Decision, devices: Devices, bridge: LinkInfo) -> None:
     """A bridge a device would join: it must not reach devices tungui did not create."""
-    name = wire_name(bridge.name)
+    name = listed_name(bridge.name)
     if not devices.is_managed(bridge):
         decision.foreign(f"the bridge {name} was not created by tungui")
     elif any(not devices.is_managed(port) for port in devices.ports(bridge)):
@@ -183,7 +183,7 @@ def _check_addresses(
 
 def for_capture(link: LinkInfo) -> Authorization:
     """StartCapture: the capture action, naming the device."""
-    name = wire_name(link.name)
+    name = listed_name(link.name)
     details = {DEVICE: name, REQUEST: f"read the packets that pass through {name}"}
     return Authorization(Action.CAPTURE, details, link.index)
 
@@ -231,7 +231,7 @@ def for_change(
 ) -> Authorization:
     """ConfigureDevice: the device, what it becomes, and a bridge it joins."""
     keys = ", ".join(sorted(changes.given)) or "nothing"
-    name = wire_name(link.name)
+    name = listed_name(link.name)
     decision = Decision(name, f"change {keys} of {name}{_summary(changes.addresses)}")
     _check_device(decision, devices, link, who)
     _check_owner(decision, who, changes.owner, changes.group)
@@ -248,7 +248,7 @@ def for_device(devices: Devices, who: Who, link: LinkInfo, request: str) -> Auth
     Args:
         request: what is asked, as a verb phrase with ``{}`` for the device.
     """
-    name = wire_name(link.name)
+    name = listed_name(link.name)
     decision = Decision(name, request.format(name))
     _check_device(decision, devices, link, who)
     return decision.result(link.index)

@@ -39,13 +39,13 @@ from tungui_contract.errors import InvalidArgument, LimitsExceeded, NotAuthorize
 
 from . import standard
 from .authorize import REASON, Authorization
+from .bustext import bus_text
 from .callers import Caller, Callers
 from .declare import Declaration, FdReply, OneOf, Public
 from .limits import CALLS_PER_CONNECTION, CALLS_PER_USER, Tally
 from .marshalled import MarshalledBody, MarshalledReply
 from .netlink import LinkInfo
 from .polkit import ACTION_TEXT, Authority, Decision
-from .wire import wire
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ class Dispatcher:
                 counted = caller
                 reply, fd_reply = await self._run(bound, msg, caller)
             except TunguiError as exc:
-                reply = Message.new_error(msg, exc.name, wire(exc.message))
+                reply = Message.new_error(msg, exc.name, bus_text(exc.message))
             except Exception:
                 # The operator gets the traceback in the journal; the caller a
                 # sentence. No traceback ever crosses the bus.

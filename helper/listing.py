@@ -23,7 +23,7 @@ from dbus_fast import Variant
 
 from tungui_contract.keys import DEVICE_SIGNATURES
 
-from .wire import wire, wire_name
+from .bustext import bus_text, listed_name
 
 #: Keys whose value is a device's name, listed as callers address it.
 NAME_KEYS = frozenset({"name", "master"})
@@ -38,11 +38,11 @@ def to_wire(device: dict[str, Any]) -> dict[str, Any]:
     for key, value in device.items():
         signature = DEVICE_SIGNATURES[key]
         if key in NAME_KEYS:
-            value = wire_name(value)
+            value = listed_name(value)
         elif signature == "s":
-            value = wire(value)
+            value = bus_text(value)
         elif signature == "as":
-            value = [wire(v) for v in value]
+            value = [bus_text(v) for v in value]
         wired[key] = value
     return wired
 

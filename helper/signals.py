@@ -18,9 +18,9 @@ from dbus_fast.aio import MessageBus
 
 from tungui_contract.bus import INTERFACE, OBJECT_PATH, SIGNAL_DEVICES_CHANGED
 
+from .bustext import listed_name
 from .listing import DeviceForms
 from .table import Delta
-from .wire import wire_name
 
 #: How long changes are gathered into one DevicesChanged (seconds).
 SIGNAL_INTERVAL = 0.05
@@ -79,7 +79,7 @@ class Signals:
             device = self._describe(index)
             if device is not None:
                 updated.append(self._forms.variants(device))
-        removed = sorted({wire_name(name) for name in delta.removed.values()})
+        removed = sorted({listed_name(name) for name in delta.removed.values()})
         if not updated and not removed:
             return
         self._devices_changed = self.bus.send(
@@ -96,7 +96,7 @@ class Signals:
         """Send one Statistics tick, unless the last still waits for the bus."""
         if self._statistics is not None and not self._statistics.done():
             return  # the last tick still waits for the bus; the next carries the totals
-        counters = [[wire_name(row[0]), *row[1:]] for row in rows]
+        counters = [[listed_name(row[0]), *row[1:]] for row in rows]
         self._statistics = self.bus.send(
             Message.new_signal(
                 OBJECT_PATH, INTERFACE, "Statistics", "ta(stttttttt)", [timestamp_ns, counters]

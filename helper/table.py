@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from .bustext import listed_name
 from .netlink import AddrInfo, Event, LinkInfo
-from .wire import wire_name
 
 LISTED_KINDS = frozenset({"tun", "tap", "bridge"})
 
@@ -23,7 +23,7 @@ def _keys(name: str) -> set[str]:
     link's listed form (no backslash, valid text): so a name that is listed
     escaped only on dbus-fast 1.84 (any non-ASCII one) still works as typed.
     """
-    keys = {wire_name(name)}
+    keys = {listed_name(name)}
     if "\\" not in name and name.isprintable():
         try:
             name.encode("utf-8")

@@ -27,7 +27,7 @@ from tungui_contract import __version__
 from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
 from tungui_contract.device import Device
 from tungui_contract.keys import SPEC_SIGNATURES
-from tungui_helper.wire import ASCII_ONLY
+from tungui_helper.bustext import ASCII_ONLY
 
 pytestmark = pytest.mark.integration
 

@@ -172,14 +172,14 @@ def test_any_input_is_accepted_or_refused_by_name(values: dict[str, tuple[str, A
 
 
 def test_wire_text_is_always_encodable() -> None:
-    from tungui_helper.wire import ASCII_ONLY, wire
+    from tungui_helper.bustext import ASCII_ONLY, bus_text
 
     # A name with bytes that are not UTF-8, as the kernel allows.
-    assert wire("lab\udcff0") == "lab\\xff0"
-    assert wire("é0") == ("\\xc3\\xa90" if ASCII_ONLY else "é0")
-    assert wire("tap0") == "tap0"
+    assert bus_text("lab\udcff0") == "lab\\xff0"
+    assert bus_text("é0") == ("\\xc3\\xa90" if ASCII_ONLY else "é0")
+    assert bus_text("tap0") == "tap0"
     # Not from the kernel, but text all the same: never an exception.
-    assert wire("a\ud800") == "a\\xed\\xa0\\x80"
+    assert bus_text("a\ud800") == "a\\xed\\xa0\\x80"
 
 
 def test_proc_net_dev_parsing() -> None:

@@ -30,12 +30,12 @@ ASCII_ONLY = counts_characters(
 )
 
 
-def wire(text: str) -> str:
+def bus_text(text: str) -> str:
     """Free text (an error message) as it can safely travel on this bus connection.
 
     Characters the connection cannot carry (bytes of a name that are not
     UTF-8, and any non-ASCII text where :data:`ASCII_ONLY`) are written as
-    their bytes, ``\\xNN``, as :func:`wire_name` writes them.
+    their bytes, ``\\xNN``, as :func:`listed_name` writes them.
     """
     if text.isascii():
         return text
@@ -54,6 +54,6 @@ def wire(text: str) -> str:
     )
 
 
-def wire_name(name: str) -> str:
+def listed_name(name: str) -> str:
     """An interface name as the helper lists it and callers address it (injective)."""
     return escape_name(name, ascii_only=ASCII_ONLY)
