@@ -1,4 +1,4 @@
-"""Authorization is structural: every method of the XML declares its action."""
+"""The dispatcher: calls in flight, polkit prompts, replies, standard interfaces."""
 
 from __future__ import annotations
 
@@ -7,180 +7,19 @@ from typing import Any
 import pytest
 
 from tungui_contract.bus import Action
-from tungui_helper.declare import PUBLIC, method, one_of
-from tungui_helper.dispatch import Dispatcher
+from tungui_helper.declare import method, one_of
 from tungui_helper.service import HelperService
 
-
-def _bind(service: object) -> Any:
-    return Dispatcher._bind(service)
-
-
-def test_the_service_declares_every_method_of_the_contract() -> None:
-    bound = _bind(HelperService.__new__(HelperService))
-    assert set(bound) == {
-        "ListDevices",
-        "ListDevicesByFileDescriptor",
-        "CreateDevice",
-        "CreateBridge",
-        "DeleteDevice",
-        "ConfigureDevice",
-        "GetPermissions",
-        "Subscribe",
-        "WatchStatistics",
-        "UnwatchStatistics",
-        "StartCapture",
-        "InjectPacket",
-    }
-    public = {name for name, b in bound.items() if b.declaration.action is PUBLIC}
-    assert public == {
-        "ListDevices",
-        "ListDevicesByFileDescriptor",
-        "GetPermissions",
-        "Subscribe",
-        "WatchStatistics",
-        "UnwatchStatistics",
-    }, "only reading is free"
-
-
-def test_a_method_without_a_declaration_cannot_be_exported() -> None:
-    class Forgetful(HelperService):
-        # Overriding without the decorator drops the declaration.
-        async def create_device(self, caller: Any, spec: Any, *, authorized: Any) -> list[Any]:
-            return ["tap0"]
-
-    with pytest.raises(TypeError, match="CreateDevice is in the interface XML but has no handler"):
-        _bind(Forgetful.__new__(Forgetful))
-
-
-def test_a_handler_outside_the_contract_is_refused() -> None:
-    class Extra(HelperService):
-        @method("Reboot", action=Action.MANAGE)
-        async def reboot(self, caller: Any) -> list[Any]:
-            return []
-
-    with pytest.raises(TypeError, match="not in the interface XML"):
-        _bind(Extra.__new__(Extra))
-
-
-def test_an_action_that_is_not_one_is_refused() -> None:
-    class Sloppy(HelperService):
-        @method("DeleteDevice", action="io.github.tungui.manage", parse=(str,))  # type: ignore[arg-type]
-        async def delete_device(self, caller: Any, name: str, *, authorized: Any) -> list[Any]:
-            return []
-
-    with pytest.raises(TypeError, match="declares no polkit action"):
-        _bind(Sloppy.__new__(Sloppy))
-
-
-def test_a_rule_must_come_with_the_actions_it_may_choose() -> None:
-    # A bare rule hides which actions the method may need: refused.
-    class Hidden(HelperService):
-        @method("DeleteDevice", action=lambda self, caller, name: None, parse=(str,))  # type: ignore[arg-type]
-        async def delete_device(self, caller: Any, name: str, *, authorized: Any) -> list[Any]:
-            return []
-
-    with pytest.raises(TypeError, match="declares no polkit action"):
-        _bind(Hidden.__new__(Hidden))
-
-    class Empty(HelperService):
-        @method(
-            "DeleteDevice",
-            action=one_of(find=lambda self, name: (None, None), decide=lambda *_: None),  # type: ignore[arg-type]
-            parse=(str,),
-        )
-        async def delete_device(self, caller: Any, name: str, *, authorized: Any) -> list[Any]:
-            return []
-
-    with pytest.raises(TypeError, match="declares no polkit action"):
-        _bind(Empty.__new__(Empty))
-
-
-def test_the_service_names_both_actions_where_each_device_method_is_declared() -> None:
-    from tungui_helper.declare import OneOf
-
-    declared = {
-        d.member: d.action
-        for d in (getattr(f, "_tungui_declaration", None) for f in vars(HelperService).values())
-        if d is not None
-    }
-    both = frozenset({Action.MANAGE, Action.MANAGE_FOREIGN})
-    for member in (
-        "CreateDevice",
-        "CreateBridge",
-        "DeleteDevice",
-        "ConfigureDevice",
-        "InjectPacket",
-    ):
-        action = declared[member]
-        assert isinstance(action, OneOf) and action.actions == both, member
-
-
-class _FakeBus:
-    """Sends into a list; its daemon says caller :1.N is uid 1000 + N."""
-
-    def __init__(self) -> None:
-        self.sent: list[Any] = []
-
-    def send(self, msg: Any) -> Any:
-        import asyncio
-
-        self.sent.append(msg)
-        written = asyncio.get_running_loop().create_future()
-        written.set_result(None)
-        return written
-
-    async def call(self, msg: Any) -> Any:
-        from dbus_fast import Message, Variant
-
-        assert msg.member == "GetConnectionCredentials"
-        msg.serial = 1
-        uid = 1000 + int(msg.body[0].rsplit(".", 1)[1])
-        return Message.new_method_return(msg, "a{sv}", [{"UnixUserID": Variant("u", uid)}])
-
-    def add_message_handler(self, handler: Any) -> None:  # pragma: no cover - unused
-        pass
-
-
-class _SlowAuthority:
-    """polkit as seen when one caller sits at a password prompt."""
-
-    def __init__(self) -> None:
-        import asyncio
-
-        self.typing_password = asyncio.Event()
-        self.interactive: dict[str, bool] = {}
-
-    async def check(
-        self, caller: Any, action: Action, *, interactive: bool, details: Any = None
-    ) -> Any:
-        from tungui_helper.polkit import Decision
-
-        self.interactive[caller.name] = interactive
-        if caller.name == ":1.1":
-            await self.typing_password.wait()
-            return Decision.YES
-        if caller.name == ":1.3":
-            return Decision.AUTH
-        return Decision.YES
-
-
-def _call(sender: str, member: str = "CreateBridge", flags: int = 0) -> Any:
-    from dbus_fast import Message
-
-    from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
-
-    return Message(
-        destination=BUS_NAME,
-        path=OBJECT_PATH,
-        interface=INTERFACE,
-        member=member,
-        signature="a{sv}",
-        body=[{}],
-        sender=sender,
-        serial=7,
-        flags=flags,
-    )
+from .fakebus import (
+    FakeBus,
+    HeldBus,
+    SlowAuthority,
+    limits_refusals,
+    method_call,
+    service_waiting_for_polkit,
+    settle,
+    standard_call,
+)
 
 
 def test_one_caller_at_a_password_prompt_does_not_block_another() -> None:
@@ -189,9 +28,9 @@ def test_one_caller_at_a_password_prompt_does_not_block_another() -> None:
     from dbus_fast import MessageFlag, MessageType
 
     async def scenario() -> None:
-        bus = _FakeBus()
+        bus = FakeBus()
         service = HelperService(bus)  # type: ignore[arg-type]
-        authority = _SlowAuthority()
+        authority = SlowAuthority()
         service.dispatcher._authority = authority  # type: ignore[assignment]
 
         async def create_bridge(spec: Any) -> str:
@@ -199,8 +38,8 @@ def test_one_caller_at_a_password_prompt_does_not_block_another() -> None:
 
         service.devices.create_bridge = create_bridge  # type: ignore[method-assign]
         interactive = int(MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION)
-        assert service.dispatcher.handle(_call(":1.1", flags=interactive))
-        assert service.dispatcher.handle(_call(":1.2"))
+        assert service.dispatcher.handle(method_call(":1.1", flags=interactive))
+        assert service.dispatcher.handle(method_call(":1.2"))
         while len(bus.sent) < 1:
             await asyncio.sleep(0)
         (first,) = bus.sent
@@ -212,7 +51,7 @@ def test_one_caller_at_a_password_prompt_does_not_block_another() -> None:
         assert bus.sent[1].destination == ":1.1" and bus.sent[1].body == ["br0"]
 
         # Authentication needed but not allowed: a named error that says so.
-        service.dispatcher.handle(_call(":1.3"))
+        service.dispatcher.handle(method_call(":1.3"))
         while len(bus.sent) < 3:
             await asyncio.sleep(0)
         refusal = bus.sent[2]
@@ -227,15 +66,15 @@ def test_an_unexpected_exception_sends_no_traceback() -> None:
     import asyncio
 
     async def scenario() -> None:
-        bus = _FakeBus()
+        bus = FakeBus()
         service = HelperService(bus)  # type: ignore[arg-type]
-        service.dispatcher._authority = _SlowAuthority()  # type: ignore[assignment]
+        service.dispatcher._authority = SlowAuthority()  # type: ignore[assignment]
 
         async def broken(spec: Any) -> str:
             raise ZeroDivisionError("secret internals at /usr/lib/python3/x.py line 3")
 
         service.devices.create_bridge = broken  # type: ignore[method-assign]
-        service.dispatcher.handle(_call(":1.2"))
+        service.dispatcher.handle(method_call(":1.2"))
         while not bus.sent:
             await asyncio.sleep(0)
         (reply,) = bus.sent
@@ -246,85 +85,28 @@ def test_an_unexpected_exception_sends_no_traceback() -> None:
     asyncio.run(scenario())
 
 
-class _HeldBus(_FakeBus):
-    """A bus whose socket takes nothing until ``flush``; uids from ``uids`` (default 1000)."""
-
-    def __init__(self, uids: dict[str, int] | None = None) -> None:
-        super().__init__()
-        self.uids = uids or {}
-        self.unwritten: list[Any] = []
-
-    def send(self, msg: Any) -> Any:
-        import asyncio
-
-        self.sent.append(msg)
-        written = asyncio.get_running_loop().create_future()
-        self.unwritten.append(written)
-        return written
-
-    def flush(self) -> None:
-        for written in self.unwritten:
-            written.set_result(None)
-        self.unwritten.clear()
-
-    async def call(self, msg: Any) -> Any:
-        from dbus_fast import Message, Variant
-
-        msg.serial = 1
-        uid = self.uids.get(msg.body[0], 1000)
-        return Message.new_method_return(msg, "a{sv}", [{"UnixUserID": Variant("u", uid)}])
-
-
-async def _settle() -> None:
-    import asyncio
-
-    for _ in range(20):
-        await asyncio.sleep(0)
-
-
-def _limits_refusals(bus: _FakeBus) -> list[str]:
-    return [m.body[0] for m in bus.sent if m.error_name == "io.github.tungui.Error.LimitsExceeded"]
-
-
-def _service_waiting_for_polkit(bus: _FakeBus) -> Any:
-    """A service whose polkit never answers (every check waits)."""
-    import asyncio
-
-    service = HelperService(bus)  # type: ignore[arg-type]
-
-    class Stalled:
-        calls = 0
-
-        async def check(self, *args: Any, **kwargs: Any) -> Any:
-            Stalled.calls += 1
-            await asyncio.Event().wait()
-
-    service.dispatcher._authority = Stalled()  # type: ignore[assignment]
-    return service, Stalled
-
-
 def test_calls_in_flight_are_capped_per_connection_before_parsing() -> None:
     import asyncio
 
     from tungui_helper.limits import CALLS_PER_CONNECTION
 
     async def scenario() -> None:
-        bus = _HeldBus()
-        service, stalled = _service_waiting_for_polkit(bus)
+        bus = HeldBus()
+        service, stalled = service_waiting_for_polkit(bus)
         for _ in range(CALLS_PER_CONNECTION + 3):
-            assert service.dispatcher.handle(_call(":1.1"))
+            assert service.dispatcher.handle(method_call(":1.1"))
         # Refused at once, as each message arrived.
-        refusals = _limits_refusals(bus)
+        refusals = limits_refusals(bus)
         assert len(refusals) == 3
         assert refusals[0] == (
             f"This connection already has {CALLS_PER_CONNECTION} calls in flight; "
             "wait for their answers."
         )
-        await _settle()
+        await settle()
         assert stalled.calls == CALLS_PER_CONNECTION
         # Another connection of the same user still gets through.
-        service.dispatcher.handle(_call(":1.2"))
-        await _settle()
+        service.dispatcher.handle(method_call(":1.2"))
+        await settle()
         assert stalled.calls == CALLS_PER_CONNECTION + 1
         service.devices.links.close()
 
@@ -338,22 +120,22 @@ def test_calls_in_flight_are_capped_per_user_over_connections() -> None:
 
     async def scenario() -> None:
         connections = CALLS_PER_USER // CALLS_PER_CONNECTION + 1
-        bus = _HeldBus({":9.1": 0})
-        service, stalled = _service_waiting_for_polkit(bus)
+        bus = HeldBus({":9.1": 0})
+        service, stalled = service_waiting_for_polkit(bus)
         for n in range(connections):
             for _ in range(CALLS_PER_CONNECTION):
-                service.dispatcher.handle(_call(f":1.{n}"))
-        await _settle()
+                service.dispatcher.handle(method_call(f":1.{n}"))
+        await settle()
         over = connections * CALLS_PER_CONNECTION - CALLS_PER_USER
         assert (
-            _limits_refusals(bus)
+            limits_refusals(bus)
             == [f"Your user already has {CALLS_PER_USER} calls in flight; wait for their answers."]
             * over
         )
         assert stalled.calls == CALLS_PER_USER
         # Root is another user: its calls go on.
-        service.dispatcher.handle(_standard_call(":9.1", "ListDevices"))
-        await _settle()
+        service.dispatcher.handle(standard_call(":9.1", "ListDevices"))
+        await settle()
         assert bus.sent[-1].message_type.name == "METHOD_RETURN", bus.sent[-1].body
         service.devices.links.close()
 
@@ -366,38 +148,22 @@ def test_a_call_keeps_its_place_until_its_reply_is_written() -> None:
     from tungui_helper.limits import CALLS_PER_CONNECTION
 
     async def scenario() -> None:
-        bus = _HeldBus()
+        bus = HeldBus()
         service = HelperService(bus)  # type: ignore[arg-type]
         for _ in range(CALLS_PER_CONNECTION):
-            service.dispatcher.handle(_standard_call(":1.1", "ListDevices"))
-        await _settle()
+            service.dispatcher.handle(standard_call(":1.1", "ListDevices"))
+        await settle()
         assert len(bus.sent) == CALLS_PER_CONNECTION, "answered, not yet written"
         for member in ("ListDevices", "Introspect"):
-            service.dispatcher.handle(_standard_call(":1.1", member))
-        assert len(_limits_refusals(bus)) == 2
+            service.dispatcher.handle(standard_call(":1.1", member))
+        assert len(limits_refusals(bus)) == 2
         bus.flush()
-        await _settle()
-        service.dispatcher.handle(_standard_call(":1.1", "Introspect"))
+        await settle()
+        service.dispatcher.handle(standard_call(":1.1", "Introspect"))
         assert bus.sent[-1].message_type.name == "METHOD_RETURN"
         service.devices.links.close()
 
     asyncio.run(scenario())
-
-
-def _standard_call(sender: str, member: str) -> Any:
-    from dbus_fast import Message
-
-    from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
-
-    interface = "org.freedesktop.DBus.Introspectable" if member == "Introspect" else INTERFACE
-    return Message(
-        destination=BUS_NAME,
-        path=OBJECT_PATH,
-        interface=interface,
-        member=member,
-        sender=sender,
-        serial=8,
-    )
 
 
 def test_rules_see_the_caller_and_their_details_go_to_polkit() -> None:
@@ -442,7 +208,7 @@ def test_rules_see_the_caller_and_their_details_go_to_polkit() -> None:
 
         from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
 
-        bus = _FakeBus()
+        bus = FakeBus()
         service = Detailed(bus)  # type: ignore[arg-type]
         service.dispatcher._authority = Recording()  # type: ignore[assignment]
         call = Message(
@@ -456,7 +222,7 @@ def test_rules_see_the_caller_and_their_details_go_to_polkit() -> None:
             serial=3,
         )
         service.dispatcher.handle(call)
-        await _settle()
+        await settle()
         service.devices.links.close()
 
     asyncio.run(scenario())
@@ -474,7 +240,7 @@ def test_an_unknown_property_is_named_cut_short() -> None:
     from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
 
     async def scenario() -> Any:
-        bus = _FakeBus()
+        bus = FakeBus()
         service = HelperService(bus)  # type: ignore[arg-type]
         service.dispatcher.handle(
             Message(
@@ -503,7 +269,7 @@ def test_signals_never_pile_up_while_the_bus_is_slow() -> None:
     from tungui_helper.table import Delta
 
     async def scenario() -> None:
-        bus = _HeldBus()
+        bus = HeldBus()
         service = HelperService(bus)  # type: ignore[arg-type]
 
         def members() -> list[str]:
@@ -557,61 +323,3 @@ def test_peer_is_answered_on_every_path_without_a_traceback(path: str) -> None:
     unknown = standard.peer_reply(call("Reboot"))
     assert unknown.error_name == standard.DBUS_UNKNOWN_METHOD
     assert "Traceback" not in unknown.body[0]
-
-
-def test_a_rule_that_picks_an_action_not_declared_is_refused() -> None:
-    import asyncio
-
-    from dbus_fast import Message
-
-    from tungui_contract.bus import BUS_NAME, INTERFACE, OBJECT_PATH
-    from tungui_helper.authorize import Authorization
-    from tungui_helper.callers import Caller
-
-    asked: list[Action] = []
-
-    class Drifted(HelperService):
-        @method(
-            "DeleteDevice",
-            parse=(str,),
-            action=one_of(
-                Action.MANAGE,
-                find=lambda self, name: (None, None),
-                decide=lambda *_: Authorization(Action.CAPTURE),
-            ),
-        )
-        async def delete_device(
-            self, caller: Caller, name: str, *, authorized: Authorization
-        ) -> list[Any]:
-            raise AssertionError("the handler ran")
-
-    class Recording:
-        async def check(self, caller: Caller, action: Action, **_: Any) -> Any:
-            asked.append(action)
-            raise AssertionError("polkit was asked")
-
-    async def scenario() -> Message:
-        bus = _FakeBus()
-        service = Drifted(bus)  # type: ignore[arg-type]
-        service.dispatcher._authority = Recording()  # type: ignore[assignment]
-        service.dispatcher.handle(
-            Message(
-                destination=BUS_NAME,
-                path=OBJECT_PATH,
-                interface=INTERFACE,
-                member="DeleteDevice",
-                signature="s",
-                body=["tap7"],
-                sender=":1.5",
-                serial=3,
-            )
-        )
-        await _settle()
-        service.devices.links.close()
-        (reply,) = bus.sent
-        assert isinstance(reply, Message)
-        return reply
-
-    reply = asyncio.run(scenario())
-    assert reply.error_name == "io.github.tungui.Error.Failed"
-    assert asked == []
