@@ -92,9 +92,10 @@ def debian_relations(package: str) -> set[str]:
     stanza = control.split(f"Package: {package}\n", 1)[1].split("\nPackage: ", 1)[0]
     found: set[str] = set()
     for field in ("Depends", "Recommends"):
-        match = re.search(rf"^{field}:\n((?: .*\n)+)", stanza, re.MULTILINE)
+        # Comment lines (#) may stand between the relations.
+        match = re.search(rf"^{field}:\n((?:[ #].*\n)+)", stanza, re.MULTILINE)
         if match:
-            lines = match.group(1).splitlines()
+            lines = [line for line in match.group(1).splitlines() if line.startswith(" ")]
             found.update(line.strip().rstrip(",").split()[0] for line in lines)
     return found
 
@@ -260,3 +261,96 @@ def test_no_rule_opens_anything_to_everyone() -> None:
         assert attributes.get("send_destination", BUS_NAME) == BUS_NAME, (context, attributes)
         assert attributes.get("send_requested_reply") != "false", (context, attributes)
         assert attributes.get("eavesdrop") != "true", (context, attributes)
+
+
+# --------------------------------------------------------------------------
+# The packager's checklist: what packaging/README.md says to install builds,
+# the relations survive a binNMU, and the programs have their man pages.
+
+
+def control_field(field: str, stanza: str = "Source: tungui\n") -> list[str]:
+    """The package names of a relation field of one stanza of debian/control."""
+    control = (REPO / "packaging/debian/control").read_text()
+    text = control.split(stanza, 1)[1].split("\n\n", 1)[0]
+    match = re.search(rf"^{field}:\n((?:[ #].*\n)+)", text + "\n", re.MULTILINE)
+    assert match is not None, f"{field} is missing"
+    lines = [line for line in match.group(1).splitlines() if line.startswith(" ")]
+    return [line.strip().rstrip(",").split()[0] for line in lines]
+
+
+def readme_installs() -> list[set[str]]:
+    """The packages of each ``sudo apt-get install`` of the README's Debian section."""
+    readme = (REPO / "packaging/README.md").read_text()
+    section = readme.split("## Debian packages", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    prefix = "sudo apt-get install "
+    return [
+        set(line[len(prefix) :].split()) for line in block.splitlines() if line.startswith(prefix)
+    ]
+
+
+def test_the_readme_installs_the_build_dependencies() -> None:
+    build, indep = readme_installs()
+    # debhelper provides debhelper-compat, dh-python dh-sequence-python3.
+    provided = {"debhelper-compat": "debhelper", "dh-sequence-python3": "dh-python"}
+    needed = {provided.get(name, name) for name in control_field("Build-Depends")}
+    assert needed <= build, f"the README does not install {sorted(needed - build)}"
+    assert "python3-dpkt" in needed  # tests/unit/test_packetforms.py imports dpkt
+    # The window's man page runs "tungui --help", which imports its libraries.
+    window = set(control_field("Build-Depends-Indep")) - needed
+    assert window <= indep | {"python3-pyside6.qtcore", "python3-pyside6.qtgui"}
+
+
+def test_the_window_depends_on_the_helper_in_a_binnmu_safe_way() -> None:
+    # tungui is Architecture: all, tungui-helper any: a binNMU of the helper
+    # (0.1.0+b1) must satisfy the window's relation (lintian:
+    # not-binnmuable-all-depends-any).
+    control = (REPO / "packaging/debian/control").read_text()
+    stanza = control.split("Package: tungui\n", 1)[1]
+    relations = re.findall(r"^ tungui-helper (\(.*\)),$", stanza, re.MULTILINE)
+    assert relations == ["(>= ${source:Version})", "(<< ${source:Version}.1~)"]
+    assert "${binary:Version}" not in stanza
+
+
+def test_the_window_brings_the_plugin_that_draws_its_icons() -> None:
+    assert list((PACKAGE / "iconset").glob("*.svg"))
+    assert "qt6-svg-plugins" in debian_relations("tungui")
+
+
+def test_every_program_gets_a_man_page_from_its_help() -> None:
+    pyproject = (REPO / "pyproject.toml").read_text()
+    programs = set(re.findall(r"^([a-z-]+) = \"[a-z_.]+:main\"$", pyproject, re.MULTILINE))
+    assert programs == {"tungui", "tunguictl", "tungui-helper"}
+    rules = (REPO / "packaging/debian/rules").read_text()
+    installs = {
+        package: (REPO / f"packaging/debian/{package}.install").read_text()
+        for package in ("tungui", "tungui-helper")
+    }
+    for program in programs:
+        made = re.search(rf"debian/manpage debian/tmp/usr/bin/{program} (\d)", rules)
+        assert made is not None, f"no man page is made for {program}"
+        page = f"usr/share/man/man{made.group(1)}/{program}.{made.group(1)}\n"
+        owner = "tungui" if program == "tungui" else "tungui-helper"
+        assert page in installs[owner], f"{owner} does not install {page.strip()}"
+
+
+def test_the_completions_are_installed() -> None:
+    install = (REPO / "packaging/debian/tungui-helper.install").read_text()
+    assert (
+        "packaging/completions/bash/tunguictl usr/share/bash-completion/completions/\n" in install
+    )
+    assert "packaging/completions/zsh/_tunguictl usr/share/zsh/vendor-completions/\n" in install
+
+
+def test_the_autopkgtest_runs_the_integration_tests_on_a_machine_of_its_own() -> None:
+    tests = (REPO / "packaging/debian/tests/control").read_text()
+    stanza = tests.split("Tests: integration\n", 1)[1].split("\n\n", 1)[0]
+    restrictions = re.search(r"^Restrictions: (.*)$", stanza, re.MULTILINE)
+    assert restrictions is not None
+    assert {"needs-root", "isolation-machine"} <= set(restrictions.group(1).split(", "))
+    script = (REPO / "packaging/debian/tests/integration").read_text()
+    assert "-m integration tests/integration" in script
+
+
+def test_build_leftovers_are_ignored() -> None:
+    assert ".pybuild/" in (REPO / ".gitignore").read_text().splitlines()
