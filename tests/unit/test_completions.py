@@ -2,8 +2,8 @@
 
 The completions are written by hand; these tests hold them to the parser of
 tungui/cli.py: every command, and for each command exactly its options. The
-bash completion is run in bash; the zsh one is read (and syntax-checked
-where zsh is installed).
+bash completion is run in bash; the zsh one is read, and where zsh is
+installed, run in an interactive zsh on a pseudo-terminal.
 """
 
 from __future__ import annotations
@@ -98,6 +98,54 @@ def test_zsh_names_every_command_and_exactly_its_options() -> None:
         assert zsh_options(function) == options(parser), name
 
 
-@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
-def test_zsh_reads_the_completion() -> None:
-    subprocess.run(["zsh", "-n", str(ZSH)], check=True)
+#: Types WORDS and a Tab into an interactive zsh whose completion system has
+#: the completion's directory in $fpath. compadd is wrapped to print each
+#: match as <hit>...</hit>, and Tab to print <done> when completion is over
+#: (nothing more is typed meanwhile: zsh cuts completion short on typeahead).
+ZSH_PROBE = r"""
+zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "PROMPT='' RPROMPT=''"
+zpty -w z "fpath=($1 \$fpath); autoload -Uz compinit; compinit -u -D"
+zpty -w z 'compadd() {
+  if [[ ${@[1,(i)(-|--)]} == *-(O|A|D)\ * ]]; then builtin compadd "$@"; return; fi
+  local -a hits; builtin compadd -A hits "$@"; (( $#hits )) || return 1
+  local hit; for hit in $hits; do print -r -- "<hit>$hit</hit>"; done
+}'
+zpty -w z 'probe() { zle complete-word; print -r -- "<do""ne>" }; zle -N probe; bindkey "^I" probe'
+zpty -w z "zstyle ':completion:*' menu no"
+zpty -w z "print '<rea''dy>'"
+zpty -r z line '*<ready>*'
+zpty -w -n z "$2"$'\t'
+zpty -r z out '*<done>*'
+print -r -- "$out"
+zpty -d z
+"""
+
+
+def zsh_complete(words: str) -> set[str]:
+    """What zsh offers on Tab after ``words`` (a command line as typed)."""
+    done = subprocess.run(
+        ["zsh", "-f", "-c", ZSH_PROBE, "zsh", str(ZSH.parent), words],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return set(re.findall(r"<hit>(.*?)</hit>", done.stdout))
+
+
+needs_zsh = pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+
+
+@needs_zsh
+def test_zsh_completes_commands_options_and_devices() -> None:
+    assert zsh_complete("tunguictl ") == set(commands())
+    assert zsh_complete("tunguictl --no-ask c") == {"create", "capture"}
+    assert zsh_complete("tunguictl -") == options(build_parser())
+    assert zsh_complete("tunguictl create ") == {"tun", "tap", "bridge"}
+    assert zsh_complete("tunguictl set --") == {
+        o for o in options(commands()["set"]) if o[1] == "-"
+    }
+    assert zsh_complete("tunguictl capture -") == options(commands()["capture"])
+    assert "lo" in zsh_complete("tunguictl delete l")
