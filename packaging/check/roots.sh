@@ -27,6 +27,9 @@ in_root() {
     unshare --mount --pid --fork --ipc --uts "${isolate[@]}" -- /bin/sh -euc '
         root=$1 archives=$2
         shift 2
+        # The root is a mount point of its own, as / is on a machine
+        # ("ip netns" remounts / as a slave, which only a mount point can be).
+        mount --bind "$root" "$root"
         mount -t proc proc "$root/proc"
         mount -t sysfs sysfs "$root/sys"
         mount --rbind /dev "$root/dev"
