@@ -37,7 +37,7 @@ in_root() {
         mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
         mount --bind "$archives" "$root/var/cache/apt/archives"
         exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-            HOME=/root LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive "$@"
+            HOME=/root LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes "$@"
     ' sh "$root" "$archives" "$@"
 }
 
