@@ -3,7 +3,8 @@
 The completions are written by hand; these tests hold them to the parser of
 tungui/cli.py: every command, and for each command exactly its options. The
 bash completion is run in bash; the zsh one is read, and where zsh is
-installed, run in an interactive zsh on a pseudo-terminal.
+installed, run in an interactive zsh on a pseudo-terminal
+(packaging/check/zsh-complete; packaging/check/prove runs both installed).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from tungui.cli import build_parser
 COMPLETIONS = Path(__file__).resolve().parents[2] / "packaging/completions"
 BASH = COMPLETIONS / "bash/tunguictl"
 ZSH = COMPLETIONS / "zsh/_tunguictl"
+#: Runs a completion in an interactive zsh on a pseudo-terminal.
+ZSH_COMPLETE = COMPLETIONS.parent / "check/zsh-complete"
 
 
 def commands() -> dict[str, argparse.ArgumentParser]:
@@ -98,41 +101,16 @@ def test_zsh_names_every_command_and_exactly_its_options() -> None:
         assert zsh_options(function) == options(parser), name
 
 
-#: Types WORDS and a Tab into an interactive zsh whose completion system has
-#: the completion's directory in $fpath. compadd is wrapped to print each
-#: match as <hit>...</hit>, and Tab to print <done> when completion is over
-#: (nothing more is typed meanwhile: zsh cuts completion short on typeahead).
-ZSH_PROBE = r"""
-zmodload zsh/zpty
-zpty z zsh -f -i
-zpty -w z "PROMPT='' RPROMPT=''"
-zpty -w z "fpath=($1 \$fpath); autoload -Uz compinit; compinit -u -D"
-zpty -w z 'compadd() {
-  if [[ ${@[1,(i)(-|--)]} == *-(O|A|D)\ * ]]; then builtin compadd "$@"; return; fi
-  local -a hits; builtin compadd -A hits "$@"; (( $#hits )) || return 1
-  local hit; for hit in $hits; do print -r -- "<hit>$hit</hit>"; done
-}'
-zpty -w z 'probe() { zle complete-word; print -r -- "<do""ne>" }; zle -N probe; bindkey "^I" probe'
-zpty -w z "zstyle ':completion:*' menu no"
-zpty -w z "print '<rea''dy>'"
-zpty -r z line '*<ready>*'
-zpty -w -n z "$2"$'\t'
-zpty -r z out '*<done>*'
-print -r -- "$out"
-zpty -d z
-"""
-
-
 def zsh_complete(words: str) -> set[str]:
     """What zsh offers on Tab after ``words`` (a command line as typed)."""
     done = subprocess.run(
-        ["zsh", "-f", "-c", ZSH_PROBE, "zsh", str(ZSH.parent), words],
+        [str(ZSH_COMPLETE), "-d", str(ZSH.parent), words],
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     )
-    return set(re.findall(r"<hit>(.*?)</hit>", done.stdout))
+    return set(done.stdout.split())
 
 
 needs_zsh = pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
@@ -148,4 +126,5 @@ def test_zsh_completes_commands_options_and_devices() -> None:
         o for o in options(commands()["set"]) if o[1] == "-"
     }
     assert zsh_complete("tunguictl capture -") == options(commands()["capture"])
+    assert zsh_complete("tunguictl list -") == options(commands()["list"])
     assert "lo" in zsh_complete("tunguictl delete l")
