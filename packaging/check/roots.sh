@@ -58,6 +58,8 @@ base_tarball() {
             "deb $MIRROR $release-updates main" \
             "deb $SECURITY $release-security main"
         mv "$tarball.new" "$tarball"
+        # The .debs kept since the last base root are older than it.
+        rm -rf "$CACHE/archives-$release"
     fi
     echo "$tarball"
 }
