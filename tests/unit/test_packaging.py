@@ -1,10 +1,8 @@
-"""What the packages install: the Debian split, the helper's unit and its D-Bus policy.
+"""What the packages install: the Debian split, the packager's checklist.
 
 packaging/debian/rules names the modules and folders of ``tungui`` that go into
 the tungui-helper package (client library, tunguictl, packets); the rest (gui/) go into the
-window's package, which the helper's users may not have installed. The
-systemd unit and the D-Bus policy keep the confinement the helper relies
-on (tests/integration/test_bus_policy.py tries the policy on a real bus).
+window's package, which the helper's users may not have installed.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from __future__ import annotations
 import ast
 import re
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -124,9 +121,10 @@ def debian_relations(package: str) -> set[str]:
     stanza = control.split(f"Package: {package}\n", 1)[1].split("\nPackage: ", 1)[0]
     found: set[str] = set()
     for field in ("Depends", "Recommends"):
-        match = re.search(rf"^{field}:\n((?: .*\n)+)", stanza, re.MULTILINE)
+        # Comment lines (#) may stand between the relations.
+        match = re.search(rf"^{field}:\n((?:[ #].*\n)+)", stanza, re.MULTILINE)
         if match:
-            lines = match.group(1).splitlines()
+            lines = [line for line in match.group(1).splitlines() if line.startswith(" ")]
             found.update(line.strip().rstrip(",").split()[0] for line in lines)
     return found
 
@@ -167,132 +165,6 @@ def test_the_package_with_the_c_module_is_built_per_architecture() -> None:
     assert re.search(r"^ python3-all-dev,$", control, re.MULTILINE)
 
 
-# --------------------------------------------------------------------------
-# What is installed around the helper: its systemd unit and its D-Bus policy.
-
-UNIT = REPO / "resources/systemd/tungui-helper.service"
-DBUS_POLICY = REPO / "resources/dbus/io.github.tungui.Helper1.conf"
-BUS_NAME = "io.github.tungui.Helper1"
-#: The interfaces anyone may call on the helper: its own and the standard ones.
-CALLABLE = {
-    BUS_NAME,
-    "org.freedesktop.DBus.Introspectable",
-    "org.freedesktop.DBus.Properties",
-    "org.freedesktop.DBus.Peer",
-}
-
-
-def unit_settings(section: str = "Service") -> dict[str, list[str]]:
-    """The unit's settings in ``section``: each key with its values, in order."""
-    settings: dict[str, list[str]] = {}
-    current = None
-    for raw in UNIT.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("["):
-            current = line.strip("[]")
-        elif current == section:
-            key, _, value = line.partition("=")
-            settings.setdefault(key.strip(), []).append(value.strip())
-    return settings
-
-
-def test_the_debian_unit_is_the_shipped_unit() -> None:
-    # A symlink, so that the two cannot drift apart.
-    debian = REPO / "packaging/debian/tungui-helper.service"
-    assert debian.is_symlink()
-    assert debian.resolve() == UNIT.resolve()
-
-
-def test_the_unit_sets_a_descriptor_limit() -> None:
-    (limit,) = unit_settings()["LimitNOFILE"]
-    # One value: soft and hard alike, above the 1024 soft default.
-    assert limit.isdigit(), limit
-    assert 4096 <= int(limit) <= 65536
-
-
-def test_the_unit_keeps_the_confinement_the_helper_relies_on() -> None:
-    service = unit_settings()
-    assert service["CapabilityBoundingSet"] == ["CAP_NET_ADMIN CAP_NET_RAW"]
-    assert service["NoNewPrivileges"] == ["yes"]
-    assert service["ProtectSystem"] == ["strict"]
-    assert service["ProtectKernelTunables"] == ["yes"]
-    # The only writable part of /sys, and /dev read-only on top of the
-    # device cgroup.
-    assert service["ReadWritePaths"] == ["/sys/devices/virtual/net"]
-    assert service["ReadOnlyPaths"] == ["/dev"]
-    assert service["DevicePolicy"] == ["closed"]
-    assert service["DeviceAllow"] == ["/dev/net/tun rw"]
-    assert service["IPAddressDeny"] == ["any"]
-    # uid 0 with two capabilities, for the reasons written in the unit;
-    # switching to a user of its own must revisit them (and the D-Bus policy).
-    for key in ("User", "DynamicUser", "AmbientCapabilities", "PrivateUsers"):
-        assert key not in service, key
-
-
-def policy_rules() -> list[tuple[str, str, dict[str, str]]]:
-    """Every rule of the D-Bus policy: (context, allow or deny, attributes)."""
-    rules = []
-    for policy in ET.parse(DBUS_POLICY).getroot().iter("policy"):  # our own file
-        context = policy.get("context") or f"user={policy.get('user')}"
-        for rule in policy:
-            rules.append((context, rule.tag, dict(rule.attrib)))
-    return rules
-
-
-def test_only_root_may_own_the_name() -> None:
-    owners = [(c, kind) for c, kind, a in policy_rules() if a.get("own") == BUS_NAME]
-    assert owners == [("user=root", "allow"), ("default", "deny")]
-    for _, _, attributes in policy_rules():
-        assert "own_prefix" not in attributes
-        assert attributes.get("own") in (None, BUS_NAME)
-
-
-def test_the_default_policy_has_no_blanket_allow_for_the_name() -> None:
-    default = [(kind, a) for c, kind, a in policy_rules() if c == "default"]
-    # First everything sent to the helper alone is refused (broadcasts are
-    # left to the helper's subscriptions: polkitd's Changed must reach it)...
-    assert default[:2] == [
-        ("deny", {"own": BUS_NAME}),
-        ("deny", {"send_destination": BUS_NAME, "send_broadcast": "false"}),
-    ]
-    # ...then each allow names the helper and lets through method calls on
-    # one callable interface without descriptors, or replies it asked for.
-    interfaces = set()
-    for kind, attributes in default[2:]:
-        assert kind == "allow", attributes
-        assert attributes.get("send_destination") == BUS_NAME, attributes
-        assert not any(key.startswith("receive_") for key in attributes), attributes
-        if attributes.get("send_type") == "method_call":
-            assert set(attributes) == {
-                "send_destination",
-                "send_type",
-                "send_interface",
-                "max_fds",
-            }
-            assert attributes["max_fds"] == "0"
-            interfaces.add(attributes["send_interface"])
-        else:
-            # An <allow> matches only requested replies unless told otherwise.
-            assert attributes == {
-                "send_destination": BUS_NAME,
-                "send_type": attributes["send_type"],
-            }
-            assert attributes["send_type"] in ("method_return", "error")
-    assert interfaces == CALLABLE
-
-
-def test_no_rule_opens_anything_to_everyone() -> None:
-    for context, kind, attributes in policy_rules():
-        if kind != "allow":
-            continue
-        assert "*" not in attributes.values(), (context, attributes)
-        assert attributes.get("send_destination", BUS_NAME) == BUS_NAME, (context, attributes)
-        assert attributes.get("send_requested_reply") != "false", (context, attributes)
-        assert attributes.get("eavesdrop") != "true", (context, attributes)
-
-
 def test_every_import_package_is_built() -> None:
     """pyproject.toml lists the packages by hand: a new folder must be among them."""
     import tomllib
@@ -307,3 +179,96 @@ def test_every_import_package_is_built() -> None:
             found.add(".".join((package, *relative)))
     assert "tungui.gui.devices" in found and "tungui_helper.capture" in found
     assert listed == found
+
+
+# --------------------------------------------------------------------------
+# The packager's checklist: what packaging/README.md says to install builds,
+# the relations survive a binNMU, and the programs have their man pages.
+
+
+def control_field(field: str, stanza: str = "Source: tungui\n") -> list[str]:
+    """The package names of a relation field of one stanza of debian/control."""
+    control = (REPO / "packaging/debian/control").read_text()
+    text = control.split(stanza, 1)[1].split("\n\n", 1)[0]
+    match = re.search(rf"^{field}:\n((?:[ #].*\n)+)", text + "\n", re.MULTILINE)
+    assert match is not None, f"{field} is missing"
+    lines = [line for line in match.group(1).splitlines() if line.startswith(" ")]
+    return [line.strip().rstrip(",").split()[0] for line in lines]
+
+
+def readme_installs() -> list[set[str]]:
+    """The packages of each ``sudo apt-get install`` of the README's Debian section."""
+    readme = (REPO / "packaging/README.md").read_text()
+    section = readme.split("## Debian packages", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    prefix = "sudo apt-get install "
+    return [
+        set(line[len(prefix) :].split()) for line in block.splitlines() if line.startswith(prefix)
+    ]
+
+
+def test_the_readme_installs_the_build_dependencies() -> None:
+    build, indep = readme_installs()
+    # debhelper provides debhelper-compat, dh-python dh-sequence-python3.
+    provided = {"debhelper-compat": "debhelper", "dh-sequence-python3": "dh-python"}
+    needed = {provided.get(name, name) for name in control_field("Build-Depends")}
+    assert needed <= build, f"the README does not install {sorted(needed - build)}"
+    assert "python3-dpkt" in needed  # tests/unit/packets/test_sendform.py imports dpkt
+    # The window's man page runs "tungui --help", which imports its libraries.
+    window = set(control_field("Build-Depends-Indep")) - needed
+    assert window <= indep | {"python3-pyside6.qtcore", "python3-pyside6.qtgui"}
+
+
+def test_the_window_depends_on_the_helper_in_a_binnmu_safe_way() -> None:
+    # tungui is Architecture: all, tungui-helper any: a binNMU of the helper
+    # (0.1.0+b1) must satisfy the window's relation (lintian:
+    # not-binnmuable-all-depends-any).
+    control = (REPO / "packaging/debian/control").read_text()
+    stanza = control.split("Package: tungui\n", 1)[1]
+    relations = re.findall(r"^ tungui-helper (\(.*\)),$", stanza, re.MULTILINE)
+    assert relations == ["(>= ${source:Version})", "(<< ${source:Version}.1~)"]
+    assert "${binary:Version}" not in stanza
+
+
+def test_the_window_brings_the_plugin_that_draws_its_icons() -> None:
+    assert list((PACKAGE / "gui" / "iconset").glob("*.svg"))
+    assert "qt6-svg-plugins" in debian_relations("tungui")
+
+
+def test_every_program_gets_a_man_page_from_its_help() -> None:
+    pyproject = (REPO / "pyproject.toml").read_text()
+    programs = set(re.findall(r"^([a-z-]+) = \"[a-z_.]+:main\"$", pyproject, re.MULTILINE))
+    assert programs == {"tungui", "tunguictl", "tungui-helper"}
+    rules = (REPO / "packaging/debian/rules").read_text()
+    installs = {
+        package: (REPO / f"packaging/debian/{package}.install").read_text()
+        for package in ("tungui", "tungui-helper")
+    }
+    for program in programs:
+        made = re.search(rf"debian/manpage debian/tmp/usr/bin/{program} (\d)", rules)
+        assert made is not None, f"no man page is made for {program}"
+        page = f"usr/share/man/man{made.group(1)}/{program}.{made.group(1)}\n"
+        owner = "tungui" if program == "tungui" else "tungui-helper"
+        assert page in installs[owner], f"{owner} does not install {page.strip()}"
+
+
+def test_the_completions_are_installed() -> None:
+    install = (REPO / "packaging/debian/tungui-helper.install").read_text()
+    assert (
+        "packaging/completions/bash/tunguictl usr/share/bash-completion/completions/\n" in install
+    )
+    assert "packaging/completions/zsh/_tunguictl usr/share/zsh/vendor-completions/\n" in install
+
+
+def test_the_autopkgtest_runs_the_integration_tests_on_a_machine_of_its_own() -> None:
+    tests = (REPO / "packaging/debian/tests/control").read_text()
+    stanza = tests.split("Tests: integration\n", 1)[1].split("\n\n", 1)[0]
+    restrictions = re.search(r"^Restrictions: (.*)$", stanza, re.MULTILINE)
+    assert restrictions is not None
+    assert {"needs-root", "isolation-machine"} <= set(restrictions.group(1).split(", "))
+    script = (REPO / "packaging/debian/tests/integration").read_text()
+    assert "-m integration tests/integration" in script
+
+
+def test_build_leftovers_are_ignored() -> None:
+    assert ".pybuild/" in (REPO / ".gitignore").read_text().splitlines()
