@@ -360,6 +360,11 @@ def device_icon(device: Device) -> QIcon:
     )
 
 
+#: Qt 6.9 has beginFilterChange()/endFilterChange() and deprecates
+#: invalidateFilter(); Debian 13's Qt is 6.8.
+FILTER_CHANGE = hasattr(QSortFilterProxyModel, "beginFilterChange")
+
+
 class DeviceFilterModel(QSortFilterProxyModel):
     """Filters on the descriptive columns' text, case-insensitively; sorts numbers as numbers.
 
@@ -375,6 +380,10 @@ class DeviceFilterModel(QSortFilterProxyModel):
 
     def set_filter(self, text: str) -> None:
         """Show only rows where some descriptive column contains ``text``."""
+        if not FILTER_CHANGE:
+            self._needle = text.strip().lower()
+            self.invalidateFilter()
+            return
         self.beginFilterChange()
         self._needle = text.strip().lower()
         self.endFilterChange()
