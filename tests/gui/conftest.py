@@ -21,7 +21,8 @@ _HERE = Path(__file__).parent
 _MISSING = [name for name in ("PySide6", "pytestqt") if importlib.util.find_spec(name) is None]
 
 if _MISSING:
-    collect_ignore_glob = ["test_*.py"]
+    # Every test module here and in the folders below.
+    collect_ignore_glob = ["test_*.py", "*/test_*.py"]
 
 
 def pytest_report_header() -> str | None:
