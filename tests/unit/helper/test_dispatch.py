@@ -160,6 +160,7 @@ def test_a_call_keeps_its_place_until_its_reply_is_written() -> None:
         bus.flush()
         await settle()
         service.dispatcher.handle(standard_call(":1.1", "Introspect"))
+        await settle()
         assert bus.sent[-1].message_type.name == "METHOD_RETURN"
         service.devices.links.close()
 
@@ -242,7 +243,7 @@ def test_an_unknown_property_is_named_cut_short() -> None:
     async def scenario() -> Any:
         bus = FakeBus()
         service = HelperService(bus)  # type: ignore[arg-type]
-        service.dispatcher.handle(
+        assert service.dispatcher.handle(
             Message(
                 destination=BUS_NAME,
                 path=OBJECT_PATH,
@@ -254,6 +255,7 @@ def test_an_unknown_property_is_named_cut_short() -> None:
                 serial=3,
             )
         )
+        await settle()
         service.devices.links.close()
         return bus.sent[-1]
 
@@ -323,3 +325,59 @@ def test_peer_is_answered_on_every_path_without_a_traceback(path: str) -> None:
     unknown = standard.peer_reply(call("Reboot"))
     assert unknown.error_name == standard.DBUS_UNKNOWN_METHOD
     assert "Traceback" not in unknown.body[0]
+
+
+def test_one_users_flood_delays_another_users_call_by_one_call_at_most() -> None:
+    import asyncio
+
+    from tungui_helper.limits import CALLS_PER_CONNECTION
+
+    async def scenario() -> list[str | None]:
+        # Two connections of uid 1000 (the flood), one of root; the bus daemon
+        # has already said who they are.
+        flood = [":1.1", ":1.2"]
+        bus = HeldBus({":9.1": 0})
+        service = HelperService(bus)  # type: ignore[arg-type]
+        for name in [*flood, ":9.1"]:
+            await service.callers.resolve(name)
+        # As one read of the socket hands them in: the flood's calls, as many
+        # as its caps allow, the free methods in turn, then root's one call.
+        members = ["ListDevices", "Introspect"]
+        for n in range(CALLS_PER_CONNECTION):
+            for name in flood:
+                service.dispatcher.handle(standard_call(name, members[n % len(members)]))
+        service.dispatcher.handle(standard_call(":9.1", "ListDevices"))
+        await settle()
+        service.devices.links.close()
+        return [m.destination for m in bus.sent if m.error_name is None]
+
+    answered = asyncio.run(scenario())
+    assert len(answered) == 2 * CALLS_PER_CONNECTION + 1
+    # In arrival order root's call would be the last; in turns it is second.
+    assert answered.index(":9.1") == 1
+
+
+def test_a_users_calls_of_the_standard_interfaces_count_against_their_cap() -> None:
+    import asyncio
+
+    from tungui_helper.limits import CALLS_PER_CONNECTION, CALLS_PER_USER
+
+    async def scenario() -> None:
+        connections = CALLS_PER_USER // CALLS_PER_CONNECTION
+        bus = HeldBus()
+        service, stalled = service_waiting_for_polkit(bus)
+        for n in range(connections):
+            for _ in range(CALLS_PER_CONNECTION):
+                service.dispatcher.handle(method_call(f":1.{n}"))
+        await settle()
+        assert stalled.calls == CALLS_PER_USER
+        # Another connection of the same user: Introspect, Peer and Properties
+        # are calls in flight too.
+        service.dispatcher.handle(standard_call(":1.99", "Introspect"))
+        await settle()
+        assert limits_refusals(bus) == [
+            f"Your user already has {CALLS_PER_USER} calls in flight; wait for their answers."
+        ]
+        service.devices.links.close()
+
+    asyncio.run(scenario())
