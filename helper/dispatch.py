@@ -135,6 +135,11 @@ class Dispatcher:
         #: Calls counted and waiting for their turn, in one line per user.
         self._turns: Turns[_Waiting] = Turns()
         self._scheduled = False
+        #: Asks to be called back once replies no longer wait for the socket
+        #: (HelperBus.when_written); None for a bus that cannot say.
+        self._when_written: Callable[[Callable[[], None]], bool] | None = getattr(
+            bus, "when_written", None
+        )
         self._per_connection = Tally(
             CALLS_PER_CONNECTION,
             "This connection already has {cap} calls in flight; wait for their answers.",
@@ -272,9 +277,16 @@ class Dispatcher:
         line are started.
         """
         self._scheduled = False
-        call = self._turns.take()
-        if call is None:
+        if not self._turns:
             return
+        if self._when_written is not None and self._when_written(self._resume):
+            # Replies wait for the socket: a reply queued behind them would wait
+            # for the bus daemon to read them all, whoever made the call.  The
+            # calls wait in their lines instead, where each keeps its turn.
+            self._scheduled = True
+            return
+        call = self._turns.take()
+        assert call is not None
         if isinstance(call.work, _Bound):
             assert call.caller is not None  # lined up
             task = asyncio.get_running_loop().create_task(self._call(call, call.work, call.caller))
@@ -287,6 +299,10 @@ class Dispatcher:
                 log.exception("%s failed", call.msg.member)
                 reply = _failed(call.msg)
             self._answer_with(call, reply)
+        self._schedule()
+
+    def _resume(self) -> None:
+        self._scheduled = False
         self._schedule()
 
     def _answer_with(self, call: _Waiting, reply: Message) -> None:

@@ -13,6 +13,7 @@ from tungui_helper.service import HelperService
 from .fakebus import (
     FakeBus,
     HeldBus,
+    PacedBus,
     SlowAuthority,
     limits_refusals,
     method_call,
@@ -355,6 +356,38 @@ def test_one_users_flood_delays_another_users_call_by_one_call_at_most() -> None
     assert len(answered) == 2 * CALLS_PER_CONNECTION + 1
     # In arrival order root's call would be the last; in turns it is second.
     assert answered.index(":9.1") == 1
+
+
+def test_no_call_starts_while_replies_wait_for_the_socket() -> None:
+    import asyncio
+
+    from tungui_helper.limits import CALLS_PER_CONNECTION
+
+    async def scenario() -> None:
+        flood = [":1.1", ":1.2"]
+        bus = PacedBus({":9.1": 0})
+        service = HelperService(bus)  # type: ignore[arg-type]
+        for name in [*flood, ":9.1"]:
+            await service.callers.resolve(name)
+        for _ in range(CALLS_PER_CONNECTION):
+            for name in flood:
+                service.dispatcher.handle(standard_call(name, "ListDevices"))
+        await settle()
+        # The first reply waits for the socket: the other calls wait in line.
+        assert [m.destination for m in bus.sent] == [":1.1"]
+        # Root's call comes while they wait.  It is answered after one more
+        # of the flood's (uid 1000 had its turn before root lined up), not
+        # behind the 31 replies the flood would otherwise have queued.
+        service.dispatcher.handle(standard_call(":9.1", "ListDevices"))
+        while len(bus.sent) < 2 * CALLS_PER_CONNECTION + 1:
+            bus.flush()
+            await settle()
+            assert len(bus.unwritten) == 1, "one reply at a time waits for the socket"
+        assert [m.destination for m in bus.sent][:3] == [":1.1", ":1.2", ":9.1"]
+        assert not any(m.error_name for m in bus.sent)
+        service.devices.links.close()
+
+    asyncio.run(scenario())
 
 
 def test_a_users_calls_of_the_standard_interfaces_count_against_their_cap() -> None:
