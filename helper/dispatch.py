@@ -13,9 +13,18 @@ needs that, so calls are taken by a message handler, which sees
 
 Calls are counted before any work: per connection as each message arrives,
 before its arguments are looked at, and per user once the caller's uid is
-known (:mod:`.limits`).  A call keeps its place until its reply has been
-written, so replies waiting for a slow bus are bounded too.  A call over a
-cap gets ``LimitsExceeded`` at once and nothing else happens.
+known (:mod:`.limits`), those of Introspectable, Properties and Peer too.  A
+call keeps its place until its reply has been written, so replies waiting
+for a slow bus are bounded too.  A call over a cap gets ``LimitsExceeded``
+at once and nothing else happens.
+
+Counted calls wait in one line per user and are started in turns, one per
+round of the event loop (:mod:`.turns`), so one user's flood delays another
+user's call by one call at most, not by the flood's whole backlog.  No call
+is started while replies wait for the bus socket
+(:meth:`~.connection.HelperBus.when_written`): what the bus daemon has not
+read yet is ahead of every reply written after it, whoever it is for, so
+calls wait in their lines instead, where each keeps its turn.
 """
 
 from __future__ import annotations

@@ -42,8 +42,9 @@ from tungui_contract.errors import LimitsExceeded
 #: their reply waiting for the bus); counted as each message arrives.
 CALLS_PER_CONNECTION: Final = 16
 #: Calls of one user in flight, over all of its connections, counted once
-#: the caller's uid is known.  This is also the most polkit checks one user
-#: can have on their way: a call asks one question at a time.
+#: the caller's uid is known; those of the standard interfaces (Introspect,
+#: Properties, Peer) too.  This is also the most polkit checks one user can
+#: have on their way: a call asks one question at a time.
 CALLS_PER_USER: Final = 32
 #: Calls of one user waiting for polkit with a password prompt allowed: a
 #: person types one password at a time; each may wait INTERACTIVE_TIMEOUT.
