@@ -19,12 +19,9 @@ for a slow bus are bounded too.  A call over a cap gets ``LimitsExceeded``
 at once and nothing else happens.
 
 Counted calls wait in one line per user and are started in turns, one per
-round of the event loop (:mod:`.turns`), so one user's flood delays another
-user's call by one call at most, not by the flood's whole backlog.  No call
-is started while replies wait for the bus socket
-(:meth:`~.connection.HelperBus.when_written`): what the bus daemon has not
-read yet is ahead of every reply written after it, whoever it is for, so
-calls wait in their lines instead, where each keeps its turn.
+round of the event loop and none while replies wait for the bus socket
+(:mod:`.turns`), so one user's flood delays another user's call by one
+call at most, not by the flood's whole backlog.
 """
 
 from __future__ import annotations
@@ -141,14 +138,9 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         #: Calls of connections the bus daemon has not yet said the user of.
         self._unidentified: dict[str, list[_Waiting]] = {}
-        #: Calls counted and waiting for their turn, in one line per user.
-        self._turns: Turns[_Waiting] = Turns()
-        self._scheduled = False
-        #: Asks to be called back once replies no longer wait for the socket
-        #: (HelperBus.when_written); None for a bus that cannot say.
-        self._when_written: Callable[[Callable[[], None]], bool] | None = getattr(
-            bus, "when_written", None
-        )
+        #: Calls counted and waiting for their turn, in one line per user,
+        #: started while the bus socket keeps up (HelperBus.when_written).
+        self._turns: Turns[_Waiting] = Turns(self._start, getattr(bus, "when_written", None))
         self._per_connection = Tally(
             CALLS_PER_CONNECTION,
             "This connection already has {cap} calls in flight; wait for their answers.",
@@ -271,48 +263,21 @@ class Dispatcher:
             return
         call.caller = caller
         self._turns.add(caller.uid, call)
-        self._schedule()
 
-    def _schedule(self) -> None:
-        if self._turns and not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._next_turn)
-
-    def _next_turn(self) -> None:
-        """Start the call whose turn it is; the next waits for the loop's next round.
-
-        One call a round, so the socket is read between two calls and a call
-        that has just come lines up before the calls waiting in its user's
-        line are started.
-        """
-        self._scheduled = False
-        if not self._turns:
-            return
-        if self._when_written is not None and self._when_written(self._resume):
-            # Replies wait for the socket: a reply queued behind them would wait
-            # for the bus daemon to read them all, whoever made the call.  The
-            # calls wait in their lines instead, where each keeps its turn.
-            self._scheduled = True
-            return
-        call = self._turns.take()
-        assert call is not None
+    def _start(self, call: _Waiting) -> None:
+        """Start a call in its turn (see :mod:`.turns`)."""
         if isinstance(call.work, _Bound):
             assert call.caller is not None  # lined up
             task = asyncio.get_running_loop().create_task(self._call(call, call.work, call.caller))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        else:
-            try:
-                reply = call.work(call.msg)
-            except Exception:
-                log.exception("%s failed", call.msg.member)
-                reply = _failed(call.msg)
-            self._answer_with(call, reply)
-        self._schedule()
-
-    def _resume(self) -> None:
-        self._scheduled = False
-        self._schedule()
+            return
+        try:
+            reply = call.work(call.msg)
+        except Exception:
+            log.exception("%s failed", call.msg.member)
+            reply = _failed(call.msg)
+        self._answer_with(call, reply)
 
     def _answer_with(self, call: _Waiting, reply: Message) -> None:
         """Send ``reply``; the call keeps its place until it is written."""

@@ -127,9 +127,8 @@ class PacedBus(HeldBus):
 async def settle() -> None:
     """Let the loop go round until every call handed in so far has had its turn.
 
-    The dispatcher starts one call per round of the loop (see
-    Dispatcher._next_turn), so this goes round more often than any test
-    here hands in calls.
+    The dispatcher starts one call per round of the loop (see turns.Turns),
+    so this goes round more often than any test here hands in calls.
     """
     import asyncio
 
