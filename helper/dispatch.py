@@ -16,7 +16,7 @@ before its arguments are looked at, and per user once the caller's uid is
 known (:mod:`.limits`), those of Introspectable, Properties and Peer too.  A
 call keeps its place until its reply has been written, so replies waiting
 for a slow bus are bounded too.  A call over a cap gets ``LimitsExceeded``
-at once and nothing else happens.
+(over the cap per user in the user's turn) and nothing else happens.
 
 Counted calls wait in one line per user and are started in turns, one per
 round of the event loop and none while replies wait for the bus socket
@@ -259,9 +259,12 @@ class Dispatcher:
         try:
             self._per_user.take(caller.uid)
         except LimitsExceeded as exc:
-            self._answer_with(call, _error_reply(call.msg, exc))
-            return
-        call.caller = caller
+            # Refused in the user's turn (holding its place on its connection
+            # until then): a flood of refused calls gets no more than its share.
+            refusal = _error_reply(call.msg, exc)
+            call.work = lambda _call: refusal
+        else:
+            call.caller = caller
         self._turns.add(caller.uid, call)
 
     def _start(self, call: _Waiting) -> None:

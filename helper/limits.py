@@ -3,8 +3,10 @@
 Every local user can reach the helper, and one user can open many
 connections (the system bus allows 256 per user), so the caps are per uid;
 the cap per connection only keeps one connection from taking its user's
-whole share at once.  A call over a cap is refused at once with
-``LimitsExceeded`` and a sentence naming the cap; nothing else happens.
+whole share at once.  A call over a cap is refused with ``LimitsExceeded``
+and a sentence naming the cap, before it is parsed; nothing else happens.
+(Over the cap per connection the refusal goes at once; over the cap per
+user it goes in the user's turn, see :mod:`.turns`.)
 
 Root is capped like everyone: a root client that floods the helper is a
 bug to notice, and the caps are far above what the window and tunguictl

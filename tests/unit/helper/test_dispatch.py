@@ -414,3 +414,32 @@ def test_a_users_calls_of_the_standard_interfaces_count_against_their_cap() -> N
         service.devices.links.close()
 
     asyncio.run(scenario())
+
+
+def test_refusals_wait_for_their_users_turn_too() -> None:
+    import asyncio
+
+    from tungui_helper.limits import CALLS_PER_CONNECTION, CALLS_PER_USER
+
+    async def scenario() -> None:
+        flood = [f":1.{n}" for n in range(CALLS_PER_USER // CALLS_PER_CONNECTION + 1)]
+        bus = PacedBus({":9.1": 0})
+        service = HelperService(bus)  # type: ignore[arg-type]
+        for name in [*flood, ":9.1"]:
+            await service.callers.resolve(name)
+        for name in flood:
+            for _ in range(CALLS_PER_CONNECTION):
+                service.dispatcher.handle(standard_call(name, "Introspect"))
+        await settle()
+        # One answer waits for the socket; the refusals wait in line too, rather
+        # than piling up in the socket ahead of everyone else's replies.
+        assert len(bus.sent) == 1
+        service.dispatcher.handle(standard_call(":9.1", "ListDevices"))
+        while len(bus.sent) < len(flood) * CALLS_PER_CONNECTION + 1:
+            bus.flush()
+            await settle()
+        assert [m.destination for m in bus.sent].index(":9.1") == 2
+        assert len(limits_refusals(bus)) == CALLS_PER_CONNECTION
+        service.devices.links.close()
+
+    asyncio.run(scenario())
