@@ -26,7 +26,10 @@ with several flags are read, see :func:`accept_every_flag`):
   wait in order until the socket takes them.  What waits is bounded by the
   caps on calls in flight (a call holds its slot until its reply is
   written, see :mod:`.dispatch`) and by sending at most one signal of each
-  kind at a time (see :mod:`.service`).
+  kind at a time (see :mod:`.service`).  The dispatcher starts no call while
+  messages wait here (:meth:`HelperBus.when_written`): a reply queued behind
+  others waits for the bus daemon to read them all, so calls wait in their
+  users' lines instead, where each keeps its turn.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import logging
 import os
 import socket
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dbus_fast import BusType, Message, MessageFlag
@@ -91,6 +95,7 @@ class HelperBus(MessageBus):
         )
         self._outgoing: deque[_Outgoing] = deque()
         self._waiting_writable = False
+        self._when_written: list[Callable[[], None]] = []
 
     # -------------------------------------------------------------- reading
 
@@ -108,6 +113,22 @@ class HelperBus(MessageBus):
                         os.close(fd)
 
     # -------------------------------------------------------------- writing
+
+    def when_written(self, callback: Callable[[], None]) -> bool:
+        """Call ``callback`` once no message waits for the socket.
+
+        Returns:
+            False, without calling it, if none waits now.
+        """
+        if not self._outgoing:
+            return False
+        self._when_written.append(callback)
+        return True
+
+    def _written(self) -> None:
+        callbacks, self._when_written = self._when_written, []
+        for callback in callbacks:
+            callback()
 
     @property
     def backlog(self) -> int:
@@ -169,6 +190,7 @@ class HelperBus(MessageBus):
             self._waiting_writable = False
             self._loop.remove_writer(self._socket_fd)
             log.debug("the bus socket takes messages again")
+        self._written()
 
     def _wait_writable(self) -> None:
         if not self._waiting_writable:
@@ -198,3 +220,4 @@ class HelperBus(MessageBus):
             else:
                 sent.set_exception(err)
                 sent.exception()  # retrieved: the end is reported once, elsewhere
+        self._written()

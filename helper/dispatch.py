@@ -13,9 +13,15 @@ needs that, so calls are taken by a message handler, which sees
 
 Calls are counted before any work: per connection as each message arrives,
 before its arguments are looked at, and per user once the caller's uid is
-known (:mod:`.limits`).  A call keeps its place until its reply has been
-written, so replies waiting for a slow bus are bounded too.  A call over a
-cap gets ``LimitsExceeded`` at once and nothing else happens.
+known (:mod:`.limits`), those of Introspectable, Properties and Peer too.  A
+call keeps its place until its reply has been written, so replies waiting
+for a slow bus are bounded too.  A call over a cap gets ``LimitsExceeded``
+(over the cap per user in the user's turn) and nothing else happens.
+
+Counted calls wait in one line per user and are started in turns, one per
+round of the event loop and none while replies wait for the bus socket
+(:mod:`.turns`), so one user's flood delays another user's call by one
+call at most, not by the flood's whole backlog.
 """
 
 from __future__ import annotations
@@ -46,10 +52,26 @@ from .limits import CALLS_PER_CONNECTION, CALLS_PER_USER, Tally
 from .marshalled import MarshalledBody, MarshalledReply
 from .netlink import LinkInfo
 from .polkit import ACTION_TEXT, Authority, Decision
+from .turns import Turns
 
 log = logging.getLogger(__name__)
 
 DBUS_UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
+_FAILED = "{member} failed inside the helper; its log has the details."
+
+#: Builds the answer to a call of a standard interface.
+Builder = Callable[[Message], Message]
+
+
+def _failed(msg: Message) -> Message:
+    return Message.new_error(msg, ErrorName.FAILED.value, _FAILED.format(member=msg.member))
+
+
+def _error_reply(msg: Message, exc: Exception) -> Message:
+    """The caller's answer to ``exc``: its named error, or a sentence; never a traceback."""
+    if isinstance(exc, TunguiError):
+        return Message.new_error(msg, exc.name, bus_text(exc.message))
+    return _failed(msg)
 
 
 def unwrap(value: Any) -> Any:
@@ -67,6 +89,23 @@ class _Bound:
     out_signature: str
     #: The handler takes what was authorized (an ``authorized`` parameter).
     wants_authorization: bool
+
+
+@dataclass
+class _Waiting:
+    """A call counted on arrival, on its way to its reply."""
+
+    msg: Message
+    sender: str
+    #: What answers it: a method of the helper's interface, or a standard one.
+    work: _Bound | Builder
+    #: Who made it, once the bus daemon has said (then it counts for the user).
+    caller: Caller | None = None
+
+    @property
+    def own(self) -> bool:
+        """A call of the helper's own interface (not Introspect, Properties, Peer)."""
+        return isinstance(self.work, _Bound)
 
 
 class Dispatcher:
@@ -97,6 +136,11 @@ class Dispatcher:
         self.inflight = 0
         self.activity = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Calls of connections the bus daemon has not yet said the user of.
+        self._unidentified: dict[str, list[_Waiting]] = {}
+        #: Calls counted and waiting for their turn, in one line per user,
+        #: started while the bus socket keeps up (HelperBus.when_written).
+        self._turns: Turns[_Waiting] = Turns(self._start, getattr(bus, "when_written", None))
         self._per_connection = Tally(
             CALLS_PER_CONNECTION,
             "This connection already has {cap} calls in flight; wait for their answers.",
@@ -144,58 +188,120 @@ class Dispatcher:
         """Message handler: take calls to the helper's object, leave the rest."""
         if msg.message_type != MessageType.METHOD_CALL:
             return False
+        work: _Bound | Builder
         if msg.interface == standard.PEER:
-            self._answer(msg, standard.peer_reply)
-            return True
-        if msg.path != OBJECT_PATH:
-            if standard.is_parent_introspection(msg):
-                self._answer(msg, standard.parent_introspection_reply)
+            work = standard.peer_reply
+        elif msg.path != OBJECT_PATH:
+            if not standard.is_parent_introspection(msg):
+                return False
+            work = standard.parent_introspection_reply
+        elif msg.interface == standard.INTROSPECTABLE and msg.member == "Introspect":
+            work = standard.introspection_reply
+        elif msg.interface == standard.PROPERTIES:
+            work = self._properties_reply
+        elif msg.interface not in (INTERFACE, None):
+            return False
+        else:
+            bound = self._methods.get(msg.member or "")
+            if bound is None:
+                self._bus.send(
+                    Message.new_error(msg, DBUS_UNKNOWN_METHOD, f"No method {msg.member} here.")
+                )
                 return True
-            return False
-        if msg.interface == standard.INTROSPECTABLE and msg.member == "Introspect":
-            self._answer(
-                msg, lambda call: Message.new_method_return(call, "s", [standard.introspection()])
-            )
-            return True
-        if msg.interface == standard.PROPERTIES:
-            self._answer(msg, lambda call: standard.properties_reply(call, self._properties))
-            return True
-        if msg.interface not in (INTERFACE, None):
-            return False
-        bound = self._methods.get(msg.member or "")
-        if bound is None:
-            self._bus.send(
-                Message.new_error(msg, DBUS_UNKNOWN_METHOD, f"No method {msg.member} here.")
-            )
-            return True
-        sender = msg.sender or ""
-        # Counted before anything is parsed: a flood costs no more than this.
-        try:
-            self._per_connection.take(sender)
-        except LimitsExceeded as exc:
-            self._refuse(msg, exc)
-            return True
-        self.inflight += 1
-        self.activity.set()
-        task = asyncio.get_running_loop().create_task(self._call(bound, msg, sender))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            work = bound
+        self._admit(_Waiting(msg, msg.sender or "", work))
         return True
 
-    def _answer(self, msg: Message, build: Callable[[Message], Message]) -> None:
-        """Answer a standard interface's call at once, counted until the answer is written."""
-        sender = msg.sender or ""
+    def _properties_reply(self, msg: Message) -> Message:
+        return standard.properties_reply(msg, self._properties)
+
+    def _admit(self, call: _Waiting) -> None:
+        """Count a call that has just arrived, then line it up once its user is known."""
+        # Counted before anything is parsed: a flood costs no more than this.
         try:
-            self._per_connection.take(sender)
+            self._per_connection.take(call.sender)
         except LimitsExceeded as exc:
-            self._refuse(msg, exc)
+            self._refuse(call.msg, exc)
+            return
+        self.inflight += 1
+        if call.own:
+            self.activity.set()
+        caller = self._callers.get(call.sender)
+        if caller is not None:
+            self._line_up(call, caller)
+            return
+        unknown = self._unidentified.get(call.sender)
+        if unknown is None:
+            # The first call of a new connection: ask the bus daemon who it is
+            # (once; later calls of that connection wait for the same answer).
+            self._unidentified[call.sender] = [call]
+            task = asyncio.get_running_loop().create_task(self._identify(call.sender))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            unknown.append(call)
+
+    async def _identify(self, sender: str) -> None:
+        try:
+            caller = await self._callers.resolve(sender)
+        except Exception as exc:
+            # It left the bus before the daemon answered (Failed), or worse.
+            if not isinstance(exc, TunguiError):
+                log.exception("could not learn who %s is", sender)
+            for call in self._unidentified.pop(sender, []):
+                self._answer_with(call, _error_reply(call.msg, exc))
+            return
+        for call in self._unidentified.pop(sender, []):
+            self._line_up(call, caller)
+
+    def _line_up(self, call: _Waiting, caller: Caller) -> None:
+        """Count the call against its user's cap and put it in their line."""
+        try:
+            self._per_user.take(caller.uid)
+        except LimitsExceeded as exc:
+            # Refused in the user's turn (holding its place on its connection
+            # until then): a flood of refused calls gets no more than its share.
+            refusal = _error_reply(call.msg, exc)
+            call.work = lambda _call: refusal
+        else:
+            call.caller = caller
+        self._turns.add(caller.uid, call)
+
+    def _start(self, call: _Waiting) -> None:
+        """Start a call in its turn (see :mod:`.turns`)."""
+        if isinstance(call.work, _Bound):
+            assert call.caller is not None  # lined up
+            task = asyncio.get_running_loop().create_task(self._call(call, call.work, call.caller))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
             return
         try:
-            sending = self._send(msg, build(msg))
+            reply = call.work(call.msg)
+        except Exception:
+            log.exception("%s failed", call.msg.member)
+            reply = _failed(call.msg)
+        self._answer_with(call, reply)
+
+    def _answer_with(self, call: _Waiting, reply: Message) -> None:
+        """Send ``reply``; the call keeps its place until it is written."""
+        if int(call.msg.flags) & int(MessageFlag.NO_REPLY_EXPECTED):
+            self._release(call)
+            return
+        try:
+            sending = self._send(call.msg, reply)
         except BaseException:
-            self._per_connection.give_back(sender)
+            self._release(call)
             raise
-        sending.add_done_callback(lambda _: self._per_connection.give_back(sender))
+        sending.add_done_callback(lambda _: self._release(call))
+
+    def _release(self, call: _Waiting) -> None:
+        """The call is over: its place is free again."""
+        self._per_connection.give_back(call.sender)
+        if call.caller is not None:
+            self._per_user.give_back(call.caller.uid)
+        self.inflight -= 1
+        if call.own:
+            self.activity.set()
 
     def _send(self, msg: Message, reply: Message) -> asyncio.Future[None]:
         """Send the reply to ``msg``; one that cannot be marshalled becomes a Failed error."""
@@ -203,38 +309,24 @@ class Dispatcher:
             return self._bus.send(reply)
         except Exception:
             log.exception("the reply to %s could not be sent", msg.member)
-            return self._bus.send(
-                Message.new_error(
-                    msg,
-                    ErrorName.FAILED.value,
-                    f"{msg.member} failed inside the helper; its log has the details.",
-                )
-            )
+            return self._bus.send(_failed(msg))
 
     def _refuse(self, msg: Message, exc: TunguiError) -> None:
         if not int(msg.flags) & int(MessageFlag.NO_REPLY_EXPECTED):
             self._bus.send(Message.new_error(msg, exc.name, exc.message))
 
-    async def _call(self, bound: _Bound, msg: Message, sender: str) -> None:
+    async def _call(self, call: _Waiting, bound: _Bound, caller: Caller) -> None:
+        msg = call.msg
         fd_reply: FdReply | None = None
-        counted: Caller | None = None
         try:
             try:
-                caller = await self._callers.resolve(sender)
-                self._per_user.take(caller.uid)
-                counted = caller
                 reply, fd_reply = await self._run(bound, msg, caller)
-            except TunguiError as exc:
-                reply = Message.new_error(msg, exc.name, bus_text(exc.message))
-            except Exception:
+            except Exception as exc:
                 # The operator gets the traceback in the journal; the caller a
                 # sentence. No traceback ever crosses the bus.
-                log.exception("%s failed", msg.member)
-                reply = Message.new_error(
-                    msg,
-                    ErrorName.FAILED.value,
-                    f"{msg.member} failed inside the helper; its log has the details.",
-                )
+                if not isinstance(exc, TunguiError):
+                    log.exception("%s failed", msg.member)
+                reply = _error_reply(msg, exc)
             if int(msg.flags) & int(MessageFlag.NO_REPLY_EXPECTED) and fd_reply is None:
                 return
             # The call keeps its place until its reply is written (and an
@@ -247,11 +339,7 @@ class Dispatcher:
                 if fd_reply.sent is not None:
                     fd_reply.sent()
         finally:
-            self._per_connection.give_back(sender)
-            if counted is not None:
-                self._per_user.give_back(counted.uid)
-            self.inflight -= 1
-            self.activity.set()
+            self._release(call)
 
     def _decide(self, rule: OneOf, caller: Caller, args: list[Any]) -> Authorization:
         """What the call needs now, with the same rule kept to ask again later."""

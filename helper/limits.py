@@ -3,8 +3,10 @@
 Every local user can reach the helper, and one user can open many
 connections (the system bus allows 256 per user), so the caps are per uid;
 the cap per connection only keeps one connection from taking its user's
-whole share at once.  A call over a cap is refused at once with
-``LimitsExceeded`` and a sentence naming the cap; nothing else happens.
+whole share at once.  A call over a cap is refused with ``LimitsExceeded``
+and a sentence naming the cap, before it is parsed; nothing else happens.
+(Over the cap per connection the refusal goes at once; over the cap per
+user it goes in the user's turn, see :mod:`.turns`.)
 
 Root is capped like everyone: a root client that floods the helper is a
 bug to notice, and the caps are far above what the window and tunguictl
@@ -42,8 +44,9 @@ from tungui_contract.errors import LimitsExceeded
 #: their reply waiting for the bus); counted as each message arrives.
 CALLS_PER_CONNECTION: Final = 16
 #: Calls of one user in flight, over all of its connections, counted once
-#: the caller's uid is known.  This is also the most polkit checks one user
-#: can have on their way: a call asks one question at a time.
+#: the caller's uid is known; those of the standard interfaces (Introspect,
+#: Properties, Peer) too.  This is also the most polkit checks one user can
+#: have on their way: a call asks one question at a time.
 CALLS_PER_USER: Final = 32
 #: Calls of one user waiting for polkit with a password prompt allowed: a
 #: person types one password at a time; each may wait INTERACTIVE_TIMEOUT.

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.bus import DBusDaemon
+from tests.support.buscall import bus_call
 from tests.support.helper import HelperProcess
 from tests.support.helperbus import busctl_argv, call, create
 from tests.support.netns import Netns
@@ -265,6 +266,14 @@ async def main():
     for reply in sorted(answer(c.result()) for c in done):
         print("answered", reply, flush=True)
     print("waiting", len(waiting), flush=True)
+    if os.environ.get("INTROSPECT") == "1":
+        # One more call from the same user, of a standard interface.
+        (another,) = await connections(1)
+        reply = await another.call(Message(
+            destination="io.github.tungui.Helper1", path="/io/github/tungui/Helper1",
+            interface="org.freedesktop.DBus.Introspectable", member="Introspect",
+        ))
+        print("introspect", answer(reply), flush=True)
     for reply in sorted(answer(r) for r in await asyncio.gather(*waiting)):
         print("later", reply, flush=True)
     print("end", flush=True)
@@ -275,7 +284,12 @@ asyncio.run(main())
 
 
 def _flood(
-    spawn_nobody_python: SpawnNobodyPython, connections: int, calls: int, *, interactive: bool
+    spawn_nobody_python: SpawnNobodyPython,
+    connections: int,
+    calls: int,
+    *,
+    interactive: bool,
+    introspect: bool = False,
 ) -> subprocess.Popen[str]:
     return spawn_nobody_python(
         FLOOD,
@@ -283,6 +297,7 @@ def _flood(
             "CONNECTIONS": str(connections),
             "CALLS": str(calls),
             "INTERACTIVE": "1" if interactive else "0",
+            "INTROSPECT": "1" if introspect else "0",
             "WAIT": "3",
         },
     )
@@ -309,6 +324,38 @@ def test_calls_in_flight_are_capped_per_user_while_polkit_hangs(
     later = _lines_until(proc, "end")[:-1]
     assert len(later) == CALLS_PER_USER
     assert all(line.startswith(f"later {NOT_AUTHORIZED}") for line in later), later
+
+
+def test_calls_of_the_standard_interfaces_count_against_the_cap_per_user(
+    helper: HelperProcess,
+    polkit: PolkitDaemon,
+    spawn_nobody_python: SpawnNobodyPython,
+) -> None:
+    connections = CALLS_PER_USER // CALLS_PER_CONNECTION
+    with polkit_stopped(polkit):
+        proc = _flood(
+            spawn_nobody_python,
+            connections,
+            CALLS_PER_CONNECTION,
+            interactive=False,
+            introspect=True,
+        )
+        lines = _lines_until(proc, "introspect")
+        # Root is another user: its Introspect is answered all the while.
+        (xml,) = bus_call(
+            os.environ["DBUS_SYSTEM_BUS_ADDRESS"],
+            "io.github.tungui.Helper1",
+            "/io/github/tungui/Helper1",
+            "org.freedesktop.DBus.Introspectable",
+            "Introspect",
+        )
+        assert "io.github.tungui.Helper1" in xml
+    assert lines == [
+        f"waiting {CALLS_PER_USER}",
+        f"introspect {LIMITS_EXCEEDED} Your user already has {CALLS_PER_USER} calls in flight; "
+        "wait for their answers.",
+    ]
+    _lines_until(proc, "end")
 
 
 def test_calls_in_flight_are_capped_per_connection(

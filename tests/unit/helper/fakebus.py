@@ -104,10 +104,35 @@ class HeldBus(FakeBus):
         return Message.new_method_return(msg, "a{sv}", [{"UnixUserID": Variant("u", uid)}])
 
 
+class PacedBus(HeldBus):
+    """A HeldBus that says when its socket has taken every message, as HelperBus does."""
+
+    def __init__(self, uids: dict[str, int] | None = None) -> None:
+        super().__init__(uids)
+        self.callbacks: list[Any] = []
+
+    def when_written(self, callback: Any) -> bool:
+        if not self.unwritten:
+            return False
+        self.callbacks.append(callback)
+        return True
+
+    def flush(self) -> None:
+        super().flush()
+        callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
+            callback()
+
+
 async def settle() -> None:
+    """Let the loop go round until every call handed in so far has had its turn.
+
+    The dispatcher starts one call per round of the loop (see turns.Turns),
+    so this goes round more often than any test here hands in calls.
+    """
     import asyncio
 
-    for _ in range(20):
+    for _ in range(400):
         await asyncio.sleep(0)
 
 

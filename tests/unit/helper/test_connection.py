@@ -147,6 +147,31 @@ def test_a_full_socket_waits_and_keeps_the_order(listening: str) -> None:
     asyncio.run(scenario())
 
 
+def test_it_says_when_the_socket_has_taken_every_message(listening: str) -> None:
+    async def scenario() -> None:
+        bus, daemon = _on_socketpair(listening)
+        assert not bus.when_written(lambda: None), "nothing waits: no call back"
+        sent = [
+            bus.send(Message.new_signal("/", "a.b", "C", "s", ["x" * 20_000])) for _ in range(20)
+        ]
+        written: list[bool] = []
+        assert bus.when_written(lambda: written.append(all(s.done() for s in sent)))
+        await asyncio.sleep(0.05)
+        assert not written, "the socket is full"
+        daemon.setblocking(False)
+        while not written:
+            try:
+                daemon.recv(1 << 16)
+            except BlockingIOError:
+                await asyncio.sleep(0.001)
+        assert written == [True], "called back once, when the last was written"
+        assert not bus.when_written(lambda: None)
+        bus.disconnect()
+        daemon.close()
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("flags", [3, 5, 6, 7, 0x80, 0xFF])
 def test_a_message_with_several_flags_is_read(flags: int) -> None:
     # dbus-fast 1.84 raised KeyError for any flags byte but the single

@@ -13,6 +13,7 @@ from tungui_helper.service import HelperService
 from .fakebus import (
     FakeBus,
     HeldBus,
+    PacedBus,
     SlowAuthority,
     limits_refusals,
     method_call,
@@ -160,6 +161,7 @@ def test_a_call_keeps_its_place_until_its_reply_is_written() -> None:
         bus.flush()
         await settle()
         service.dispatcher.handle(standard_call(":1.1", "Introspect"))
+        await settle()
         assert bus.sent[-1].message_type.name == "METHOD_RETURN"
         service.devices.links.close()
 
@@ -242,7 +244,7 @@ def test_an_unknown_property_is_named_cut_short() -> None:
     async def scenario() -> Any:
         bus = FakeBus()
         service = HelperService(bus)  # type: ignore[arg-type]
-        service.dispatcher.handle(
+        assert service.dispatcher.handle(
             Message(
                 destination=BUS_NAME,
                 path=OBJECT_PATH,
@@ -254,6 +256,7 @@ def test_an_unknown_property_is_named_cut_short() -> None:
                 serial=3,
             )
         )
+        await settle()
         service.devices.links.close()
         return bus.sent[-1]
 
@@ -323,3 +326,120 @@ def test_peer_is_answered_on_every_path_without_a_traceback(path: str) -> None:
     unknown = standard.peer_reply(call("Reboot"))
     assert unknown.error_name == standard.DBUS_UNKNOWN_METHOD
     assert "Traceback" not in unknown.body[0]
+
+
+def test_one_users_flood_delays_another_users_call_by_one_call_at_most() -> None:
+    import asyncio
+
+    from tungui_helper.limits import CALLS_PER_CONNECTION
+
+    async def scenario() -> list[str | None]:
+        # Two connections of uid 1000 (the flood), one of root; the bus daemon
+        # has already said who they are.
+        flood = [":1.1", ":1.2"]
+        bus = HeldBus({":9.1": 0})
+        service = HelperService(bus)  # type: ignore[arg-type]
+        for name in [*flood, ":9.1"]:
+            await service.callers.resolve(name)
+        # As one read of the socket hands them in: the flood's calls, as many
+        # as its caps allow, the free methods in turn, then root's one call.
+        members = ["ListDevices", "Introspect"]
+        for n in range(CALLS_PER_CONNECTION):
+            for name in flood:
+                service.dispatcher.handle(standard_call(name, members[n % len(members)]))
+        service.dispatcher.handle(standard_call(":9.1", "ListDevices"))
+        await settle()
+        service.devices.links.close()
+        return [m.destination for m in bus.sent if m.error_name is None]
+
+    answered = asyncio.run(scenario())
+    assert len(answered) == 2 * CALLS_PER_CONNECTION + 1
+    # In arrival order root's call would be the last; in turns it is second.
+    assert answered.index(":9.1") == 1
+
+
+def test_no_call_starts_while_replies_wait_for_the_socket() -> None:
+    import asyncio
+
+    from tungui_helper.limits import CALLS_PER_CONNECTION
+
+    async def scenario() -> None:
+        flood = [":1.1", ":1.2"]
+        bus = PacedBus({":9.1": 0})
+        service = HelperService(bus)  # type: ignore[arg-type]
+        for name in [*flood, ":9.1"]:
+            await service.callers.resolve(name)
+        for _ in range(CALLS_PER_CONNECTION):
+            for name in flood:
+                service.dispatcher.handle(standard_call(name, "ListDevices"))
+        await settle()
+        # The first reply waits for the socket: the other calls wait in line.
+        assert [m.destination for m in bus.sent] == [":1.1"]
+        # Root's call comes while they wait.  It is answered after one more
+        # of the flood's (uid 1000 had its turn before root lined up), not
+        # behind the 31 replies the flood would otherwise have queued.
+        service.dispatcher.handle(standard_call(":9.1", "ListDevices"))
+        while len(bus.sent) < 2 * CALLS_PER_CONNECTION + 1:
+            bus.flush()
+            await settle()
+            assert len(bus.unwritten) == 1, "one reply at a time waits for the socket"
+        assert [m.destination for m in bus.sent][:3] == [":1.1", ":1.2", ":9.1"]
+        assert not any(m.error_name for m in bus.sent)
+        service.devices.links.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_users_calls_of_the_standard_interfaces_count_against_their_cap() -> None:
+    import asyncio
+
+    from tungui_helper.limits import CALLS_PER_CONNECTION, CALLS_PER_USER
+
+    async def scenario() -> None:
+        connections = CALLS_PER_USER // CALLS_PER_CONNECTION
+        bus = HeldBus()
+        service, stalled = service_waiting_for_polkit(bus)
+        for n in range(connections):
+            for _ in range(CALLS_PER_CONNECTION):
+                service.dispatcher.handle(method_call(f":1.{n}"))
+        await settle()
+        assert stalled.calls == CALLS_PER_USER
+        # Another connection of the same user: Introspect, Peer and Properties
+        # are calls in flight too.
+        service.dispatcher.handle(standard_call(":1.99", "Introspect"))
+        await settle()
+        assert limits_refusals(bus) == [
+            f"Your user already has {CALLS_PER_USER} calls in flight; wait for their answers."
+        ]
+        service.devices.links.close()
+
+    asyncio.run(scenario())
+
+
+def test_refusals_wait_for_their_users_turn_too() -> None:
+    import asyncio
+
+    from tungui_helper.limits import CALLS_PER_CONNECTION, CALLS_PER_USER
+
+    async def scenario() -> None:
+        flood = [f":1.{n}" for n in range(CALLS_PER_USER // CALLS_PER_CONNECTION + 1)]
+        bus = PacedBus({":9.1": 0})
+        service = HelperService(bus)  # type: ignore[arg-type]
+        for name in [*flood, ":9.1"]:
+            await service.callers.resolve(name)
+        for name in flood:
+            for _ in range(CALLS_PER_CONNECTION):
+                service.dispatcher.handle(standard_call(name, "Introspect"))
+        await settle()
+        # One answer waits for the socket; the refusals wait in line too, rather
+        # than piling up in the socket ahead of everyone else's replies.
+        assert len(bus.sent) == 1
+        service.dispatcher.handle(standard_call(":9.1", "ListDevices"))
+        while len(bus.sent) < len(flood) * CALLS_PER_CONNECTION + 1:
+            bus.flush()
+            await settle()
+        assert [m.destination for m in bus.sent].index(":9.1") == 2
+        assert len(limits_refusals(bus)) == CALLS_PER_CONNECTION
+        service.devices.links.close()
+
+    asyncio.run(scenario())
