@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from dbus_fast import Variant
+
 from tungui_contract.bus import Action
 
 from .authorize import Authorization
@@ -108,3 +110,10 @@ def method(
         return func
 
     return decorate
+
+
+def unwrap(value: Any) -> Any:
+    """Turn an a{sv} of variants into key -> (signature, value) for the validators."""
+    if isinstance(value, dict) and all(isinstance(v, Variant) for v in value.values()):
+        return {key: (v.signature, v.value) for key, v in value.items()}
+    return value

@@ -47,7 +47,7 @@ from . import standard
 from .authorize import REASON, Authorization
 from .bustext import bus_text
 from .callers import Caller, Callers
-from .declare import Declaration, FdReply, OneOf, Public
+from .declare import Declaration, FdReply, OneOf, Public, unwrap
 from .limits import CALLS_PER_CONNECTION, CALLS_PER_USER, Tally
 from .marshalled import MarshalledBody, MarshalledReply
 from .netlink import LinkInfo
@@ -72,13 +72,6 @@ def _error_reply(msg: Message, exc: Exception) -> Message:
     if isinstance(exc, TunguiError):
         return Message.new_error(msg, exc.name, bus_text(exc.message))
     return _failed(msg)
-
-
-def unwrap(value: Any) -> Any:
-    """Turn an a{sv} of variants into key -> (signature, value) for the validators."""
-    if isinstance(value, dict) and all(isinstance(v, Variant) for v in value.values()):
-        return {key: (v.signature, v.value) for key, v in value.items()}
-    return value
 
 
 @dataclass(frozen=True)
