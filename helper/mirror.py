@@ -52,11 +52,12 @@ class Mirror:
         self._recheck: set[str] = set()
         self._recheck_timer: asyncio.TimerHandle | None = None
         # Link events are numbered as they are read.  While reads back are
-        # on their way, the number of each link's last event is kept, so a
-        # read back knows whether an event came after it was asked for.
+        # on their way, the number of each link's last event (a removal
+        # too) is kept by index, so a read back knows whether an event came
+        # after it was asked for.
         self._event_serial = 0
         self._reads_back = 0
-        self._last_event: dict[str, int] = {}
+        self._last_event: dict[int, int] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -107,14 +108,17 @@ class Mirror:
             self._reads_back -= 1
         found = [info for info in infos if info is not None]
         # A link read back needs no delayed re-check, unless an event came
-        # after the read was asked for: that one may be newer than the read,
-        # which is applied over it, so the link is read again shortly.
-        newer = {info.name for info in found if self._last_event.get(info.name, 0) > asked_at}
-        self._recheck.difference_update(info.name for info in found if info.name not in newer)
-        self._recheck_later(newer)
+        # after the read was asked for.  That event may be newer than the
+        # read, so the read is not applied over it (a link removed while it
+        # was read would otherwise come back, and stay: the kernel sends no
+        # more events for it); the link is read again shortly instead.
+        stale = [info for info in found if self._last_event.get(info.index, 0) > asked_at]
+        fresh = [info for info in found if self._last_event.get(info.index, 0) <= asked_at]
+        self._recheck.difference_update(info.name for info in fresh)
+        self._recheck_later(info.name for info in stale)
         if not self._reads_back:
             self._last_event.clear()
-        delta = self.table.apply([("link", info) for info in found])
+        delta = self.table.apply([("link", info) for info in fresh])
         if delta:
             self._on_change(delta)
 
@@ -130,10 +134,13 @@ class Mirror:
             task.add_done_callback(self._background.discard)
             return
         for kind, info in events:
-            if kind == "link" and isinstance(info, LinkInfo):
+            index = info.index if kind == "link" and isinstance(info, LinkInfo) else None
+            if kind == "dellink" and isinstance(info, int):
+                index = info
+            if index is not None:
                 self._event_serial += 1
                 if self._reads_back:
-                    self._last_event[info.name] = self._event_serial
+                    self._last_event[index] = self._event_serial
         delta = self.table.apply(events)
         self._after_apply()
         self._schedule_recheck(events)
