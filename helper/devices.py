@@ -10,7 +10,8 @@ lock.  The kernel (netlink, ``/dev/net/tun``) is passed in (:mod:`.kernel`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +62,12 @@ class DeviceManager:
         self.table = DeviceTable()
         self.links: Netlink = links if links is not None else Links()
         self.kernel: Tun = kernel if kernel is not None else tun
-        self.mirror = Mirror(self.table, self.links, on_change, self._forget_vanished, open_events)
+        self._on_change = on_change
+        # Changes held back while a device is being made (see _made_whole).
+        self._held_back: Delta | None = None
+        self.mirror = Mirror(
+            self.table, self.links, self._changed, self._forget_vanished, open_events
+        )
         self._held: dict[int, Holding] = {}
         self._lock = asyncio.Lock()
 
@@ -82,6 +88,30 @@ class DeviceManager:
             holding.handle.close()
         self._held.clear()
         self.links.close()
+
+    def _changed(self, delta: Delta) -> None:
+        if self._held_back is not None:
+            self._held_back.merge(delta)
+        else:
+            self._on_change(delta)
+
+    @contextlib.contextmanager
+    def _made_whole(self) -> Iterator[None]:
+        """Pass on the changes made meanwhile only once the new device is set up.
+
+        The kernel announces a new link before the helper has marked it as
+        tungui's (its alias, read back).  Passed on at once, that half-made
+        link could reach clients as someone else's, and if it was removed
+        right after, the later change that made it tungui's was folded into
+        the removal: the window never knew a device tungui made had gone.
+        """
+        self._held_back = Delta()
+        try:
+            yield
+        finally:
+            delta, self._held_back = self._held_back, None
+            if delta:
+                self._on_change(delta)
 
     def _forget_vanished(self) -> None:
         # A held device removed by someone else (ip link del): close its queues.
@@ -198,28 +228,30 @@ class DeviceManager:
             The device's kernel name.
         """
         async with self._lock:
-            _, master = self._authorized(authorized)
-            handle, index = await self.links.run(
-                lambda: create.create_device(self.kernel, self.links, spec, master)
-            )
-            if spec.persist:
-                handle.close()
-            await self.mirror.refresh_index(index)
-            link = self.table.by_name(handle.name)
-            if not spec.persist:
-                if link is None:
+            with self._made_whole():
+                _, master = self._authorized(authorized)
+                handle, index = await self.links.run(
+                    lambda: create.create_device(self.kernel, self.links, spec, master)
+                )
+                if spec.persist:
                     handle.close()
-                    raise Failed(f"{handle.name} vanished while it was being created.")
-                self._held[link.index] = Holding(handle, client, uid)
-            return handle.name
+                await self.mirror.refresh_index(index)
+                link = self.table.by_name(handle.name)
+                if not spec.persist:
+                    if link is None:
+                        handle.close()
+                        raise Failed(f"{handle.name} vanished while it was being created.")
+                    self._held[link.index] = Holding(handle, client, uid)
+                return handle.name
 
     async def create_bridge(self, spec: BridgeSpec) -> str:
         """Create a bridge (bridges have no fd: they persist until deleted)."""
         async with self._lock:
-            name = self.table.free_name(spec.name)
-            index = await self.links.run(lambda: create.create_bridge(self.links, spec, name))
-            await self.mirror.refresh_index(index)
-            return name
+            with self._made_whole():
+                name = self.table.free_name(spec.name)
+                index = await self.links.run(lambda: create.create_bridge(self.links, spec, name))
+                await self.mirror.refresh_index(index)
+                return name
 
     async def delete(self, authorized: Authorization) -> None:
         """Remove the device or bridge that was authorized."""
