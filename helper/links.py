@@ -83,36 +83,26 @@ class Links:
             raise netlink_error(exc, what) from None
 
     def add_address(self, index: int, address: str, what: str) -> None:
-        """Add one address in CIDR notation."""
-        iface = ipaddress.ip_interface(address)
-        try:
-            self.ipr.addr(
-                "add",
-                index=index,
-                address=str(iface.ip),
-                prefixlen=iface.network.prefixlen,
-                family=socket.AF_INET if iface.version == 4 else socket.AF_INET6,
-            )
-        except NetlinkError as exc:
-            if exc.code == errno.EEXIST:
-                return
-            raise netlink_error(exc, what) from None
+        """Add one address in CIDR notation (one already there is not an error)."""
+        self._address("add", index, address, what, unchanged=errno.EEXIST)
 
     def remove_address(self, index: int, address: str, what: str) -> None:
-        """Remove one address in CIDR notation."""
+        """Remove one address in CIDR notation (one already gone is not an error)."""
+        self._address("del", index, address, what, unchanged=errno.EADDRNOTAVAIL)
+
+    def _address(self, command: str, index: int, address: str, what: str, unchanged: int) -> None:
         iface = ipaddress.ip_interface(address)
         try:
             self.ipr.addr(
-                "del",
+                command,
                 index=index,
                 address=str(iface.ip),
                 prefixlen=iface.network.prefixlen,
                 family=socket.AF_INET if iface.version == 4 else socket.AF_INET6,
             )
         except NetlinkError as exc:
-            if exc.code == errno.EADDRNOTAVAIL:
-                return
-            raise netlink_error(exc, what) from None
+            if exc.code != unchanged:
+                raise netlink_error(exc, what) from None
 
     def announce(self, name: str) -> None:
         """Ask udev to look at a device again, now that it carries our alias.

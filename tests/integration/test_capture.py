@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import socket
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.bus import DBusDaemon
+from tests.support.capturing import TRANSIENT_TUN
 from tests.support.helper import HelperProcess
 from tests.support.helperbus import busctl_argv, create
 from tests.support.netns import Netns
@@ -154,23 +154,6 @@ def _udp(stream: socket.socket, count: int) -> list[Packet]:
             if len(found) == count:
                 break
     return found
-
-
-def _until_quiet(stream: socket.socket) -> list[Packet]:
-    """Every packet until the stream has been quiet for a second."""
-    stream.settimeout(1.0)
-    packets: list[Packet] = []
-    with contextlib.suppress(TimeoutError):
-        packets.extend(read_packets(stream))
-    return packets
-
-
-TRANSIENT_TUN: dict[str, object] = {
-    "mode": "tun",
-    "name": "held%d",
-    "addresses": ["192.0.2.1/24"],
-    "up": True,
-}
 
 
 def test_the_helper_reads_a_device_it_holds(helper: HelperProcess, clean_netns: Netns) -> None:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import socket
 import subprocess
 
 import pytest
 
+from tests.support.capturing import TRANSIENT_TUN, until_quiet
 from tests.support.helper import HelperProcess
 from tests.support.helperbus import create
 from tests.support.netns import Netns
 from tests.support.traffic import Reader, udp_for
 from tests.support.waiting import wait_until
 from tungui.client import HelperClient
-from tungui.packets.stream import Packet, ask_rate, read_packets
+from tungui.packets.stream import Packet, ask_rate
 
 pytestmark = pytest.mark.integration
 
@@ -25,23 +24,6 @@ pytestmark = pytest.mark.integration
 def tun(helper: HelperProcess, clean_netns: Netns) -> str:
     name = create(mode="tun", name="cap%d", persist=True, addresses=["192.0.2.1/24"], up=True)
     return name
-
-
-def _until_quiet(stream: socket.socket) -> list[Packet]:
-    """Every packet until the stream has been quiet for a second."""
-    stream.settimeout(1.0)
-    packets: list[Packet] = []
-    with contextlib.suppress(TimeoutError):
-        packets.extend(read_packets(stream))
-    return packets
-
-
-TRANSIENT_TUN: dict[str, object] = {
-    "mode": "tun",
-    "name": "held%d",
-    "addresses": ["192.0.2.1/24"],
-    "up": True,
-}
 
 
 # -- sampling: at most max_rate packets a second, the rest counted
@@ -61,7 +43,7 @@ def _flood_while_capturing(
                 text=True,
                 check=True,
             )
-            return int(result.stdout), await asyncio.to_thread(_until_quiet, stream)
+            return int(result.stdout), await asyncio.to_thread(until_quiet, stream)
         finally:
             await client.close()
 
@@ -155,10 +137,10 @@ def _sampled_then_all(
             device = name or await client.create_device(TRANSIENT_TUN)
             stream = await client.start_capture(device, snaplen=64, max_rate=200)
             sent = await asyncio.to_thread(flood)
-            sampled_phase = await asyncio.to_thread(_until_quiet, stream)
+            sampled_phase = await asyncio.to_thread(until_quiet, stream)
             ask_rate(stream, 0)
             sent_again = await asyncio.to_thread(flood)
-            every_phase = await asyncio.to_thread(_until_quiet, stream)
+            every_phase = await asyncio.to_thread(until_quiet, stream)
             return sent, sampled_phase, sent_again, every_phase
         finally:
             await client.close()
